@@ -1,0 +1,47 @@
+"""probae: probabilistic autoencoders on Keras 3 and TensorFlow Probability.
+
+Encoders output distributions over the code, decoders output distributions over the data,
+and the objective is computed from ``log_prob`` and KL terms. One model class,
+``ProbabilisticAutoencoder``; every named variant is a configuration of it.
+"""
+
+import os as _os
+
+# TFP imports tf_keras at import time; probae itself uses Keras 3 only.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from probae import datasets, objectives  # noqa: E402
+from probae.decoders import (  # noqa: E402
+    BernoulliDecoder,
+    ContinuousBernoulliDecoder,
+    Decoder,
+    GaussianDecoder,
+    LaplaceDecoder,
+)
+from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
+from probae.model import ProbabilisticAutoencoder  # noqa: E402
+from probae.presets import IWAE, VAE, Autoencoder, BetaVAE  # noqa: E402
+from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ProbabilisticAutoencoder",
+    "Encoder",
+    "GaussianEncoder",
+    "DeterministicEncoder",
+    "Decoder",
+    "BernoulliDecoder",
+    "ContinuousBernoulliDecoder",
+    "GaussianDecoder",
+    "LaplaceDecoder",
+    "Prior",
+    "StandardNormalPrior",
+    "MixtureOfGaussiansPrior",
+    "Autoencoder",
+    "VAE",
+    "BetaVAE",
+    "IWAE",
+    "datasets",
+    "objectives",
+]

@@ -1,0 +1,265 @@
+"""Decoders: Keras layers mapping z (and an optional condition) to a distribution p(x|z).
+
+Every decoder returns ``tfd.Independent(..., reinterpreted_batch_ndims=len(event_shape))``
+so that ``log_prob(x)`` is one number per example, for vectors and H x W x C images alike,
+and its output shape equals the data's shape exactly.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from probae import networks
+from probae._base import NetworkLayer
+from probae._validation import check_positive_float, check_shape
+
+tfd = tfp.distributions
+
+__all__ = [
+    "Decoder",
+    "BernoulliDecoder",
+    "ContinuousBernoulliDecoder",
+    "GaussianDecoder",
+    "LaplaceDecoder",
+]
+
+class Decoder(NetworkLayer):
+    """Base class: a network from z to features, then a float32 head to parameters.
+
+    The head is a Dense layer when the network's output is a vector, and a 3 x 3
+    convolution on the (centre-cropped) feature map when it is an image, so the parameters
+    have shape ``[batch, *event_shape]`` exactly. Subclasses set ``params_per_element`` and
+    implement ``distribution(params)`` (params of shape ``[batch, *event_shape, k]``).
+
+    Args:
+        event_shape: shape of one example x. None lets the model set it from the data.
+        network, architecture, hidden_units, activation, filters, condition_shape: see
+            ``NetworkLayer``; the default is an MLP for vectors and a transposed CNN for
+            images.
+    """
+
+    params_per_element = 1
+    default_hidden_units = (128, 256)
+
+    def __init__(self, event_shape=None, network=None, **kwargs):
+        super().__init__(network=network, **kwargs)
+        self.event_shape = None if event_shape is None else check_shape(event_shape, "event_shape")
+
+    def set_event_shape(self, event_shape):
+        """Sets the data's shape (done by the model at build time)."""
+        event_shape = check_shape(event_shape, "event_shape")
+        if self.event_shape is not None and self.event_shape != event_shape:
+            raise ValueError(
+                f"The decoder was made for examples of shape {self.event_shape}, but the data "
+                f"has examples of shape {event_shape}."
+            )
+        self.event_shape = event_shape
+
+    @property
+    def num_params(self):
+        return self.params_per_element
+
+    def build(self, input_shape):
+        if self.event_shape is None:
+            raise ValueError(
+                "The decoder's event_shape is unknown: pass event_shape=... or use it inside "
+                "a ProbabilisticAutoencoder, which sets it from the data."
+            )
+        latent_dim = int(input_shape[-1])
+        arch = networks.resolve_architecture(self.architecture, self.event_shape)
+        if self.network is None:
+            if arch == "conv":
+                self.network = networks.conv_decoder(
+                    self.event_shape,
+                    tuple(reversed(self.filters)),
+                    self.hidden_units[-1:],
+                    self.activation,
+                    name="network",
+                )
+            else:
+                self.network = networks.mlp(self.hidden_units, self.activation, name="network")
+        feat = self.network(tf.zeros((1, latent_dim + self.condition_dim)))
+        k = self.num_params
+        if len(feat.shape) == 4 and len(self.event_shape) == 3:
+            height, width, channels = self.event_shape
+            if feat.shape[1] < height or feat.shape[2] < width:
+                raise ValueError(
+                    f"The decoder network outputs feature maps of size {tuple(feat.shape[1:3])}"
+                    f", smaller than the images ({height}, {width})."
+                )
+            self._crop = ((feat.shape[1] - height) // 2, (feat.shape[2] - width) // 2)
+            self.head = keras.layers.Conv2D(
+                channels * k, 3, padding="same", dtype="float32", name="head"
+            )
+            self.head.build((None, height, width, feat.shape[-1]))
+        else:
+            self._crop = None
+            self.head = keras.layers.Dense(
+                int(np.prod(self.event_shape)) * k, dtype="float32", name="head"
+            )
+            self.head.build((None, int(np.prod(feat.shape[1:]))))
+        self._build_extra()
+
+    def _build_extra(self):
+        """Hook for subclasses that own extra variables (learned scales)."""
+
+    def call(self, inputs, condition=None):
+        condition = self._check_condition(condition)
+        if condition is not None:
+            inputs = tf.concat([inputs, tf.cast(condition, inputs.dtype)], -1)
+        features = self.network(inputs)
+        if self._crop is not None:
+            top, left = self._crop
+            height, width = self.event_shape[0], self.event_shape[1]
+            features = features[:, top : top + height, left : left + width, :]
+        else:
+            features = tf.reshape(features, [tf.shape(features)[0], -1])
+        params = self.head(features)
+        params = tf.reshape(params, [-1, *self.event_shape, self.num_params])
+        return tfd.Independent(
+            self.distribution(params), reinterpreted_batch_ndims=len(self.event_shape)
+        )
+
+    def distribution(self, params):
+        raise NotImplementedError
+
+    def check_support(self, x, name="x"):
+        """Raises ValueError if ``x`` (a NumPy array) is outside the distribution's support."""
+
+    def get_config(self):
+        config = super().get_config()
+        config["event_shape"] = None if self.event_shape is None else list(self.event_shape)
+        return config
+
+
+def _check_unit_interval(x, name, what):
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if lo < 0.0 or hi > 1.0:
+        hint = ""
+        if 2.0 <= hi <= 255.0 and lo >= 0.0 and np.all(x == np.round(x)):
+            hint = " It looks like 0-255 image data: scale it with x / 255.0."
+        raise ValueError(
+            f"{name} must lie in [0, 1] for a {what} decoder. Received: {name} with values "
+            f"in [{lo:g}, {hi:g}].{hint}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class BernoulliDecoder(Decoder):
+    """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i(z))), parameterised by logits.
+
+    ``log_prob`` equals minus the binary cross-entropy summed over features; it also
+    accepts grey levels in [0, 1] (the usual cross-entropy on non-binary pixels, which is
+    not a normalised likelihood: use binary data or ``ContinuousBernoulliDecoder`` when
+    the likelihood's value matters).
+    """
+
+    def distribution(self, params):
+        return tfd.Bernoulli(logits=params[..., 0], dtype=tf.float32)
+
+    def check_support(self, x, name="x"):
+        _check_unit_interval(x, name, "Bernoulli")
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class ContinuousBernoulliDecoder(Decoder):
+    """p(x|z) = prod_i ContinuousBernoulli(x_i; logit_i(z)) for x in [0, 1].
+
+    The properly normalised counterpart of the Bernoulli likelihood on grey levels.
+
+    References: Loaiza-Ganem and Cunningham 2019, The continuous Bernoulli: fixing a
+    pervasive error in variational autoencoders.
+    """
+
+    def distribution(self, params):
+        return tfd.ContinuousBernoulli(logits=params[..., 0])
+
+    def check_support(self, x, name="x"):
+        _check_unit_interval(x, name, "continuous Bernoulli")
+
+
+SCALE_OPTIONS = ("shared", "per_feature", "per_example")
+
+
+class _LocationScaleDecoder(Decoder):
+    """A location-scale family whose scale is fixed, learned or predicted.
+
+    Args:
+        scale: a positive float (fixed scale; 1.0 with a Gaussian gives half the squared
+            error plus a constant), "shared" (one learned scale), "per_feature" (a learned
+            scale per feature, the default) or "per_example" (predicted by the network).
+        min_scale: floor added to every learned or predicted scale.
+        **kwargs: see ``Decoder``.
+    """
+
+    family = None
+
+    def __init__(self, event_shape=None, network=None, scale="per_feature", min_scale=1e-3, **kwargs):
+        if isinstance(scale, str):
+            if scale not in SCALE_OPTIONS:
+                raise ValueError(
+                    f"scale must be a positive number or one of {SCALE_OPTIONS}. "
+                    f"Received: scale={scale!r}"
+                )
+        else:
+            scale = check_positive_float(scale, "scale")
+        self.scale = scale
+        self.min_scale = check_positive_float(min_scale, "min_scale")
+        super().__init__(event_shape=event_shape, network=network, **kwargs)
+
+    @property
+    def num_params(self):
+        return 2 if self.scale == "per_example" else 1
+
+    def _build_extra(self):
+        if self.scale in ("shared", "per_feature"):
+            shape = () if self.scale == "shared" else self.event_shape
+            self.raw_scale = self.add_weight(
+                name="raw_scale",
+                shape=shape,
+                initializer=keras.initializers.Constant(
+                    math.log(math.expm1(max(1.0 - self.min_scale, 0.1)))
+                ),
+                dtype="float32",
+            )
+
+    def _scale(self, params):
+        if self.scale == "per_example":
+            return tf.nn.softplus(params[..., 1]) + self.min_scale
+        if isinstance(self.scale, float):
+            return tf.fill(tf.shape(params[..., 0]), self.scale)
+        raw = tf.convert_to_tensor(self.raw_scale)
+        return tf.broadcast_to(tf.nn.softplus(raw) + self.min_scale, tf.shape(params[..., 0]))
+
+    def distribution(self, params):
+        return self.family(loc=params[..., 0], scale=self._scale(params))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale=self.scale, min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class GaussianDecoder(_LocationScaleDecoder):
+    __doc__ = (
+        "p(x|z) = prod_i N(x_i; mu_i(z), sigma_i^2).\n\n"
+        "With ``scale=1.0`` the negative log-likelihood is half the squared error plus\n"
+        "d/2 log(2 pi): the mean-squared-error autoencoder is this decoder with a fixed\n"
+        "scale. A learned scale makes the likelihood a real density of the data.\n"
+        + _LocationScaleDecoder.__doc__.split("\n", 2)[2]
+    )
+    family = tfd.Normal
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class LaplaceDecoder(_LocationScaleDecoder):
+    __doc__ = (
+        "p(x|z) = prod_i Laplace(x_i; mu_i(z), b_i): an L1 reconstruction likelihood,\n"
+        "robust to outliers.\n"
+        + _LocationScaleDecoder.__doc__.split("\n", 2)[2]
+    )
+    family = tfd.Laplace

@@ -1,0 +1,135 @@
+"""Encoders: Keras layers mapping x (and an optional condition) to a distribution q(z|x)."""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from probae import networks
+from probae._base import NetworkLayer
+from probae._validation import check_positive_float, check_positive_int
+
+tfd = tfp.distributions
+
+__all__ = ["Encoder", "GaussianEncoder", "DeterministicEncoder"]
+
+
+class Encoder(NetworkLayer):
+    """Base class: a network, then a float32 head giving the posterior's parameters.
+
+    Subclasses set ``params_per_dim`` and implement ``distribution(params)``.
+
+    Args:
+        latent_dim: size of the code z.
+        network, architecture, hidden_units, activation, filters, condition_shape: see
+            ``NetworkLayer``: the default network is an MLP for vectors and a CNN for
+            images.
+    """
+
+    params_per_dim = 1
+
+    def __init__(self, latent_dim, network=None, **kwargs):
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        super().__init__(network=network, **kwargs)
+        self.event_shape = None
+
+    def build(self, input_shape):
+        self.event_shape = tuple(int(d) for d in input_shape[1:])
+        self._arch = networks.resolve_architecture(self.architecture, self.event_shape)
+        self._condition_first = self._arch == "mlp" and not self._user_network
+        if self.network is None:
+            if self._arch == "conv":
+                self.network = networks.conv_encoder(
+                    self.filters, self.hidden_units[:1], self.activation, name="network"
+                )
+            else:
+                self.network = networks.mlp(self.hidden_units, self.activation, name="network")
+        in_shape = (None,) + self.event_shape
+        if self._condition_first and self.condition_dim:
+            in_shape = (None, int(tf.reduce_prod(self.event_shape)) + self.condition_dim)
+        dummy = tf.zeros((1,) + tuple(in_shape[1:]))
+        feat = self.network(dummy)
+        feat_dim = int(tf.reduce_prod(feat.shape[1:]))
+        if not self._condition_first:
+            feat_dim += self.condition_dim
+        # Distribution parameters stay float32 under mixed precision.
+        self.head = keras.layers.Dense(
+            self.latent_dim * self.params_per_dim, dtype="float32", name="head"
+        )
+        self.head.build((None, feat_dim))
+
+    def call(self, inputs, condition=None):
+        condition = self._check_condition(condition)
+        features = self._run_network(inputs, condition, self._condition_first)
+        features = tf.reshape(features, [tf.shape(features)[0], -1])
+        return self.distribution(self.head(features))
+
+    def distribution(self, params):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config["latent_dim"] = self.latent_dim
+        return config
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class GaussianEncoder(Encoder):
+    """q(z|x) = N(mu(x), diag(sigma(x)^2)), a ``tfd.MultivariateNormalDiag``.
+
+    sigma = softplus(raw) + min_scale: the floor keeps log q and the KL finite even when a
+    posterior collapses.
+
+    Args:
+        latent_dim: size of the code z.
+        network: a Keras layer or model mapping x to features (None: a default MLP or CNN).
+        min_scale: floor on sigma.
+        **kwargs: see ``Encoder``.
+
+    References: Kingma and Welling 2014, Auto-Encoding Variational Bayes.
+    """
+
+    params_per_dim = 2
+
+    def __init__(self, latent_dim, network=None, min_scale=1e-4, **kwargs):
+        self.min_scale = check_positive_float(min_scale, "min_scale")
+        super().__init__(latent_dim, network=network, **kwargs)
+
+    def distribution(self, params):
+        loc, raw = tf.split(params, 2, axis=-1)
+        scale = tf.nn.softplus(raw) + self.min_scale
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+
+    def get_config(self):
+        config = super().get_config()
+        config["min_scale"] = self.min_scale
+        return config
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class DeterministicEncoder(Encoder):
+    """A point mass q(z|x) = delta(z - f(x)), a ``tfd.VectorDeterministic``.
+
+    With it the autoencoder is deterministic: the KL to the prior is -log p(f(x)) and
+    gradients flow through ``sample()``, so the classic autoencoder is the degenerate case
+    of the probabilistic one.
+
+    Args:
+        latent_dim: size of the code z.
+        network: a Keras layer or model mapping x to features (None: a default MLP or CNN).
+        code_activation: activation applied to the code (for example "sigmoid" for the
+            sparse autoencoder), or None for a linear code.
+        **kwargs: see ``Encoder``.
+    """
+
+    def __init__(self, latent_dim, network=None, code_activation=None, **kwargs):
+        self.code_activation = code_activation
+        self._code_fn = keras.activations.get(code_activation)
+        super().__init__(latent_dim, network=network, **kwargs)
+
+    def distribution(self, params):
+        return tfd.VectorDeterministic(loc=self._code_fn(params))
+
+    def get_config(self):
+        config = super().get_config()
+        config["code_activation"] = self.code_activation
+        return config

@@ -1,0 +1,86 @@
+"""Default tensor-to-tensor networks, built from the data's shape.
+
+These are plain Keras ``Sequential`` models (tensors in, tensors out). Encoders and
+decoders wrap them with a head that turns the network's output into distribution
+parameters, so any Keras layer or model can replace them.
+"""
+
+import math
+
+import keras
+
+from probae._validation import check_positive_int
+
+ARCHITECTURES = ("auto", "mlp", "conv")
+
+
+def resolve_architecture(architecture, event_shape):
+    """Picks "mlp" for vectors and "conv" for H x W x C images when ``architecture="auto"``."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {ARCHITECTURES}. Received: architecture={architecture!r}"
+        )
+    if architecture == "auto":
+        return "conv" if len(event_shape) == 3 else "mlp"
+    if architecture == "conv" and len(event_shape) != 3:
+        raise ValueError(
+            "architecture='conv' needs image inputs of shape (height, width, channels). "
+            f"Received: an input shape of {tuple(event_shape)}"
+        )
+    return architecture
+
+
+def check_hidden_units(hidden_units, name="hidden_units"):
+    """Returns ``hidden_units`` as a tuple of positive ints."""
+    if isinstance(hidden_units, int):
+        hidden_units = (hidden_units,)
+    try:
+        units = tuple(hidden_units)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a sequence of positive integers. Received: {name}={hidden_units!r}"
+        ) from None
+    for u in units:
+        check_positive_int(u, name)
+    return units
+
+
+def mlp(hidden_units, activation, name=None):
+    """A flattening MLP: Flatten, then one Dense layer per entry of ``hidden_units``."""
+    layers = [keras.layers.Flatten()]
+    layers += [keras.layers.Dense(u, activation=activation) for u in hidden_units]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_encoder(filters, hidden_units, activation, name=None):
+    """Strided 3x3 convolutions (each halves height and width), then Dense layers."""
+    layers = [
+        keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=activation)
+        for f in filters
+    ]
+    layers.append(keras.layers.Flatten())
+    layers += [keras.layers.Dense(u, activation=activation) for u in hidden_units]
+    return keras.Sequential(layers, name=name)
+
+
+def conv_decoder(event_shape, filters, hidden_units, activation, name=None):
+    """Dense layers, then transposed convolutions up to at least the image size.
+
+    The output feature map has spatial size ``ceil(H / 2**n) * 2**n`` (n = len(filters)),
+    never smaller than the image; the decoder head crops it to H x W exactly, so any
+    image size works (for example 28 x 28 or 30 x 17).
+    """
+    height, width = event_shape[0], event_shape[1]
+    factor = 2 ** len(filters)
+    h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+    first = filters[0] if filters else 32
+    layers = [keras.layers.Dense(u, activation=activation) for u in hidden_units]
+    layers += [
+        keras.layers.Dense(h0 * w0 * first, activation=activation),
+        keras.layers.Reshape((h0, w0, first)),
+    ]
+    layers += [
+        keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation=activation)
+        for f in filters
+    ]
+    return keras.Sequential(layers, name=name)
