@@ -19,6 +19,7 @@ from probae.decoders import (  # noqa: E402
     LaplaceDecoder,
 )
 from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
+from probae.evaluation import evaluate_likelihood  # noqa: E402
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.presets import IWAE, VAE, Autoencoder, BetaVAE  # noqa: E402
 from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  # noqa: E402
@@ -42,6 +43,7 @@ __all__ = [
     "VAE",
     "BetaVAE",
     "IWAE",
+    "evaluate_likelihood",
     "datasets",
     "objectives",
 ]

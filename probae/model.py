@@ -546,7 +546,9 @@ class ProbabilisticAutoencoder(keras.Model):
         terms = {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
         return terms if return_terms else terms["elbo"]
 
-    def log_likelihood(self, x, condition=None, num_samples=1000, seed=None, batch_size=None, verbose=0):
+    def log_likelihood(
+        self, x, condition=None, num_samples=1000, seed=None, batch_size=None, verbose=0, return_terms=False
+    ):
         """Importance-sampling estimate of log p(x) per example, in nats.
 
         log p(x) ~= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): the IWAE
@@ -562,9 +564,17 @@ class ProbabilisticAutoencoder(keras.Model):
             seed: int seed (the same seed and batch_size give the same estimates) or None.
             batch_size: examples per chunk (default: chosen from k and the data's size).
             verbose: 1 shows a progress bar.
+            return_terms: also return, from the same samples, the ELBO and its parts and
+                the diagnostics of the importance weights w_k = p(x, z_k) / q(z_k|x).
 
         Returns:
-            ``[n]`` NumPy array of estimates of log p(x).
+            ``[n]`` NumPy array of estimates of log p(x); with ``return_terms`` a dict of
+            ``[n]`` arrays: ``log_likelihood``, ``elbo`` (= reconstruction - kl),
+            ``reconstruction`` (the k-sample mean of log p(x|z_k)), ``kl`` (analytic where
+            TFP registers it, else the k-sample Monte Carlo mean of log q - log p),
+            ``effective_sample_size`` ((sum w)^2 / sum w^2, between 1 and k) and
+            ``mc_stderr`` (the delta-method Monte Carlo standard error of the estimate,
+            sqrt((k sum w^2 / (sum w)^2 - 1) / k)).
 
         References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders.
         """
@@ -584,29 +594,50 @@ class ProbabilisticAutoencoder(keras.Model):
             prior = self.prior.distribution(self.encoder)
             decode = self._decode_fn(cb, chunk)
 
-            def body(i, acc):
+            def body(i, lse, lse2, sum_px, sum_pxw):
                 s = tf.random.experimental.stateless_fold_in(seed, i)
-                log_w, _, _ = objectives.log_weights(xb, posterior, decode, prior, chunk, s)
-                valid = tf.range(chunk) + i * chunk < k
-                log_w = tf.where(valid[:, None], log_w, -np.inf)
-                return i + 1, tf.reduce_logsumexp(
-                    tf.stack([acc, tf.reduce_logsumexp(log_w, axis=0)]), axis=0
-                )
+                log_w, log_px_z, _ = objectives.log_weights(xb, posterior, decode, prior, chunk, s)
+                valid = (tf.range(chunk) + i * chunk < k)[:, None]
+                masked = tf.where(valid, log_w, -np.inf)
+                # Running log-sum-exps of w and w^2, and sums for the ELBO terms.
+                lse = tf.reduce_logsumexp(tf.stack([lse, tf.reduce_logsumexp(masked, axis=0)]), axis=0)
+                lse2 = tf.reduce_logsumexp(tf.stack([lse2, tf.reduce_logsumexp(2 * masked, axis=0)]), axis=0)
+                sum_px += tf.reduce_sum(tf.where(valid, log_px_z, 0.0), axis=0)
+                sum_pxw += tf.reduce_sum(tf.where(valid, log_px_z - log_w, 0.0), axis=0)
+                return i + 1, lse, lse2, sum_px, sum_pxw
 
-            acc = tf.fill([tf.shape(xb)[0]], tf.constant(-np.inf, tf.float32))
-            _, acc = tf.while_loop(lambda i, _: i < num_chunks, body, (tf.constant(0), acc))
-            return acc - math.log(k)
+            n = tf.shape(xb)[0]
+            minus_inf = tf.fill([n], tf.constant(-np.inf, tf.float32))
+            zeros = tf.zeros([n], tf.float32)
+            _, lse, lse2, sum_px, sum_pxw = tf.while_loop(
+                lambda i, *_: i < num_chunks, body, (tf.constant(0), minus_inf, minus_inf, zeros, zeros)
+            )
+            reconstruction = sum_px / k
+            try:
+                kl, _ = objectives.kl_divergence(posterior, prior)
+            except ValueError:  # no closed form: the Monte Carlo mean of log q - log p
+                kl = sum_pxw / k
+            log_ess = 2 * lse - lse2
+            relative_variance = tf.maximum(k * tf.exp(-log_ess) - 1.0, 0.0)
+            return {
+                "log_likelihood": lse - math.log(k),
+                "elbo": reconstruction - kl,
+                "reconstruction": reconstruction,
+                "kl": kl,
+                "effective_sample_size": tf.exp(log_ess),
+                "mc_stderr": tf.sqrt(relative_variance / k),
+            }
 
         fn = self._fn(("log_likelihood", k, chunk), run)
         progbar = keras.utils.Progbar(len(x), unit_name="example") if verbose else None
-        out = []
+        parts = []
         for i, s in enumerate(self._slices(len(x), batch_size)):
-            out.append(
-                fn(x[s], None if c is None else c[s], tf.random.experimental.stateless_fold_in(seed, i)).numpy()
-            )
+            out = fn(x[s], None if c is None else c[s], tf.random.experimental.stateless_fold_in(seed, i))
+            parts.append({key: value.numpy() for key, value in out.items()})
             if progbar is not None:
                 progbar.add(s.stop - s.start)
-        return np.concatenate(out)
+        terms = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return terms if return_terms else terms["log_likelihood"]
 
     # ------------------------------------------------------------------ config
     def get_config(self):
