@@ -49,10 +49,10 @@ import probae  # noqa: E402
 
 PUBLISHED = [
     ("VAE", "Rezende and Mohamed 2015", 89.9),
-    ("IWAE k=50", "Burda et al. 2016 (appendix)", 87.1),
-    ("pythae VAE", "pythae reproduction", 89.78),
-    ("pythae IWAE", "pythae reproduction", 86.82),
-    ("pythae VampPrior", "pythae reproduction", 85.79),
+    ("IWAE k=50", "Burda et al. 2016, appendix", 87.1),
+    ("VAE", "pythae's reproduction", 89.78),
+    ("IWAE", "pythae's reproduction", 86.82),
+    ("VampPrior", "pythae's reproduction", 85.79),
     ("VampPrior", "Tomczak and Welling 2018", 85.57),
 ]
 SECTION = "## Test NLL on binarized MNIST (issue 4)"
@@ -284,6 +284,21 @@ def write_benchmarks(path, row):
     print(f"wrote a row to {path}", flush=True)
 
 
+TRAIN_FLAGS = ("model", "k", "prior", "components", "hidden", "latent", "activation", "epochs",
+               "batch_size", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup", "seed")
+
+
+def training_command(args):
+    """The command line that trained a run, rebuilt from its stored arguments."""
+    parts = ["python benchmarks/nll_binarized_mnist.py"]
+    for key in TRAIN_FLAGS:
+        if key in args:
+            value = args[key]
+            value = " ".join(map(str, value)) if isinstance(value, list) else value
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts) + " --resume [--until HH:MM]"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("vae", "iwae"), default="vae")
@@ -309,6 +324,8 @@ def main(argv=None):
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--eval-n", type=int, default=None, help="evaluate on the first n test images only")
     p.add_argument("--eval-batch-size", type=int, default=None)
+    p.add_argument("--eval-minutes", type=float, default=None,
+                   help="evaluate the first n test images, n as large as fits this budget at the measured speed")
     p.add_argument("--time-n", type=int, default=200, help="images for the speed comparison (0: skip)")
     p.add_argument("--time-k", type=int, default=None, help="k of the speed comparison (default --eval-k)")
     p.add_argument("--baseline-images", type=int, default=1,
@@ -336,7 +353,14 @@ def main(argv=None):
         t_ref, t_probae = time_comparison(
             model, x_test[: args.time_n], args.time_k or args.eval_k, args.baseline_images
         )
-    x_eval = x_test if args.eval_n is None else x_test[: args.eval_n]
+    eval_n = len(x_test) if args.eval_n is None else args.eval_n
+    if args.eval_minutes is not None and t_probae is not None:
+        # As many test images as the measured speed allows in the budget (multiples of 500).
+        per_image = t_probae / args.time_n * args.eval_k / (args.time_k or args.eval_k)
+        affordable = int(args.eval_minutes * 60 / per_image) // 500 * 500
+        eval_n = max(500, min(eval_n, affordable))
+        print(f"--eval-minutes {args.eval_minutes}: evaluating {eval_n} test images", flush=True)
+    x_eval = x_test[:eval_n]
     t = time.perf_counter()
     res = probae.evaluate_likelihood(
         model, x_eval, num_samples=args.eval_k, batch_size=args.eval_batch_size, seed=args.seed, verbose=1
@@ -357,7 +381,8 @@ def main(argv=None):
         row = (
             f"| {name} | **{nll:.2f} +- {res['stderr']:.2f}** | {state['epochs']} (best valid at "
             f"{state.get('best_epoch')}) | {state['train_seconds'] / 60:.0f} min | k={args.eval_k} on "
-            f"{len(x_eval)} test images, {eval_seconds / 60:.1f} min{speed} | `{command}` | {machine} |"
+            f"{len(x_eval)} test images, {eval_seconds / 60:.1f} min{speed} | train: "
+            f"`{training_command(state['args'])}`; evaluate: `{command}` | {machine} |"
         )
         write_benchmarks(args.write_benchmarks, row)
 
