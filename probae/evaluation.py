@@ -163,7 +163,7 @@ def evaluate_likelihood(
                 "condition must be None when x is a tf.data.Dataset: yield (x, condition) "
                 "batches instead."
             )
-        parts, n_seen = [], 0
+        parts, n_seen, total = [], 0, 0.0
         for i, element in enumerate(x):
             xb, cb = _split_element(model, element)
             # A different (deterministic) seed per batch keeps batches independent.
@@ -174,10 +174,11 @@ def evaluate_likelihood(
             moments.update(_posterior_means(model, np.asarray(xb), None if cb is None else np.asarray(cb), len(xb)))
             parts.append(terms)
             n_seen += len(xb)
+            total += float(np.sum(terms["log_likelihood"]))
             if verbose:
                 print(
                     f"evaluate_likelihood: batch {i + 1}, {n_seen} examples, running mean log p(x) "
-                    f"{np.mean(np.concatenate([p['log_likelihood'] for p in parts])):.3f}",
+                    f"{total / n_seen:.3f}",
                     flush=True,
                 )
         if not parts:
