@@ -13,6 +13,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from probae._serializable import ConfigObject, deserialize_as
 from probae._validation import check_non_negative_float
 
 __all__ = [
@@ -40,7 +41,7 @@ def _seed(seed, salt):
     return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), salt)
 
 
-class Corruption:
+class Corruption(ConfigObject):
     """Base class: ``corruption(x, seed)`` returns a corrupted copy of the batch x."""
 
     _salt = 0
@@ -51,17 +52,6 @@ class Corruption:
 
     def corrupt(self, x, seed):
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 @keras.saving.register_keras_serializable(package="probae")
@@ -169,14 +159,13 @@ def get_corruption(corruption, name="corruption"):
         ValueError: a rate outside [0, 1).
         TypeError: anything else.
     """
-    if corruption is None or isinstance(corruption, Corruption):
-        return corruption
+    if corruption is None:
+        return None
     if isinstance(corruption, numbers.Real) and not isinstance(corruption, bool):
         return MaskingNoise(check_rate(corruption, name))
-    if isinstance(corruption, dict):
-        obj = keras.saving.deserialize_keras_object(corruption)
-        if isinstance(obj, Corruption):
-            return obj
+    obj = deserialize_as(corruption, Corruption)
+    if obj is not None:
+        return obj
     raise TypeError(
         f"{name} must be None, a rate in [0, 1) (masking noise) or a probae corruption such "
         f"as probae.GaussianNoise(0.3). Received: {name}={corruption!r}"

@@ -11,12 +11,13 @@ optimises, never the bound that is reported.
 import keras
 import tensorflow as tf
 
+from probae._serializable import ConfigObject, deserialize_as
 from probae._validation import check_non_negative_float
 
 __all__ = ["CodePenalty", "SparsityPenalty", "get_penalty"]
 
 
-class CodePenalty:
+class CodePenalty(ConfigObject):
     """Base class of penalties on the code.
 
     Subclasses implement ``__call__(code)`` returning a ``[batch]`` tensor (a penalty per
@@ -30,13 +31,6 @@ class CodePenalty:
 
     def __call__(self, code):
         raise NotImplementedError
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="probae")
@@ -97,12 +91,11 @@ class SparsityPenalty(CodePenalty):
 
 def get_penalty(penalty):
     """Returns ``penalty`` as a ``CodePenalty`` (None stays None; a config dict is deserialised)."""
-    if penalty is None or isinstance(penalty, CodePenalty):
-        return penalty
-    if isinstance(penalty, dict):
-        obj = keras.saving.deserialize_keras_object(penalty)
-        if isinstance(obj, CodePenalty):
-            return obj
+    if penalty is None:
+        return None
+    obj = deserialize_as(penalty, CodePenalty)
+    if obj is not None:
+        return obj
     raise TypeError(
         "penalty must be None or a probae code penalty (for example "
         f"probae.SparsityPenalty(0.05)). Received: penalty={penalty!r}"
