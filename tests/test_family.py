@@ -44,6 +44,12 @@ def binarized():
     return x[:N_TRAIN], xt[:N_TEST]
 
 
+def _seeded(make, seed=0):
+    """Builds a model from a fixed global seed, whatever ran before (test order)."""
+    keras.utils.set_random_seed(seed)
+    return make()
+
+
 def _fit(model, x, epochs, y=None, seed=0, batch_size=100, **kwargs):
     keras.utils.set_random_seed(seed)
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, **kwargs)
@@ -138,7 +144,9 @@ RHO = 0.05
 @pytest.fixture(scope="module")
 def sparse_ae(mnist):
     x = mnist[0]
-    model = probae.SparseAutoencoder((784,), 64, sparsity=RHO, kl_weight=10.0, hidden_units=(256,))
+    model = _seeded(
+        lambda: probae.SparseAutoencoder((784,), 64, sparsity=RHO, kl_weight=10.0, hidden_units=(256,))
+    )
     return _fit(model, x, epochs=5)
 
 
@@ -213,8 +221,8 @@ def test_corruption_in_training_only_and_likelihood_of_clean_input():
 def denoising_pair(binarized):
     x = binarized[0]
     noise = probae.SaltAndPepperNoise(0.3)
-    dae = probae.DenoisingAutoencoder((784,), 32, corruption=noise, hidden_units=(256,))
-    ae = probae.Autoencoder((784,), 32, hidden_units=(256,))
+    dae = _seeded(lambda: probae.DenoisingAutoencoder((784,), 32, corruption=noise, hidden_units=(256,)))
+    ae = _seeded(lambda: probae.Autoencoder((784,), 32, hidden_units=(256,)))
     return noise, _fit(dae, x, epochs=4)[0], _fit(ae, x, epochs=4)[0]
 
 
@@ -250,7 +258,7 @@ def test_corruption_option_on_a_vae_saves(tmp_path):
 @pytest.fixture(scope="module")
 def cvae(mnist):
     x, y = mnist[0], mnist[1]
-    model = probae.ConditionalVAE((784,), 2, condition_shape=(10,))
+    model = _seeded(lambda: probae.ConditionalVAE((784,), 2, condition_shape=(10,)))
     return _fit(model, x, epochs=5, y=np.eye(10, dtype="float32")[y], batch_size=25)[0]
 
 
@@ -381,7 +389,7 @@ def prior_models(binarized):
         "VampPrior": probae.VampPrior(50, pseudo_input_range=(0.0, 1.0)),
     }
     return {
-        name: _fit(probae.VAE((784,), 16, prior=prior), x, epochs=EPOCHS_PRIOR)[0]
+        name: _fit(_seeded(lambda: probae.VAE((784,), 16, prior=prior)), x, epochs=EPOCHS_PRIOR)[0]
         for name, prior in priors.items()
     }
 
@@ -447,15 +455,17 @@ def test_dreg_gradient_is_unbiased_for_the_iwae_gradient():
     print("median SE ratio dreg / iwae:", np.median(means["dreg"][1] / means["iwae"][1]))
 
 
-def test_dreg_trains(binarized):
+def test_dreg_trains(binarized, tmp_path):
     x, xt = binarized[0][:3000], binarized[1][:500]
-    model = probae.IWAE((784,), 16, num_samples=4, gradient_estimator="dreg")
+    model = _seeded(lambda: probae.IWAE((784,), 16, num_samples=4, gradient_estimator="dreg"))
     before = model.log_likelihood(xt, num_samples=4, seed=0).mean()
     _, history = _fit(model, x, epochs=3)
     after = model.log_likelihood(xt, num_samples=4, seed=0).mean()
     print(f"IWAE-4 bound on test: {before:.1f} -> {after:.1f} nats")
     assert np.all(np.isfinite(history.history["loss"]))
     assert after > before + 250.0 and after > -220.0
+    loaded = _assert_same_after_reload(model, xt[:50], tmp_path)
+    assert loaded.gradient_estimator == "dreg" and loaded.num_samples == 4
 
 
 def test_free_bits_keep_every_dimension_at_the_floor(binarized):
@@ -472,7 +482,9 @@ def test_free_bits_keep_every_dimension_at_the_floor(binarized):
     floor = 0.1
     per_dim = {}
     for free_bits in (None, floor):
-        model = probae.BetaVAE((784,), 16, beta=4.0, free_bits=free_bits, hidden_units=(256,))
+        model = _seeded(
+            lambda: probae.BetaVAE((784,), 16, beta=4.0, free_bits=free_bits, hidden_units=(256,))
+        )
         _fit(model, x, epochs=2)
         q = model.encode(x[:1000])
         kl = objectives.kl_per_dimension(q, model.prior.distribution(model.encoder)).numpy()
@@ -502,8 +514,8 @@ def test_convolutional_models_match_any_image_shape(shape, tmp_path):
 def test_conv_vae_beats_mlp_vae_of_similar_size(binarized):
     """Same data, epochs, batch size and latent size; about 0.9M parameters each."""
     x, xt = binarized[0][:2000], binarized[1]
-    conv = probae.VAE((28, 28, 1), 16, architecture="conv", hidden_units=(128,))
-    mlp = probae.VAE((784,), 16, hidden_units=(400, 400))
+    conv = _seeded(lambda: probae.VAE((28, 28, 1), 16, architecture="conv", hidden_units=(128,)))
+    mlp = _seeded(lambda: probae.VAE((784,), 16, hidden_units=(400, 400)))
     sizes = [sum(int(np.prod(v.shape)) for v in m.trainable_variables) for m in (conv, mlp)]
     assert 0.8 < sizes[0] / sizes[1] < 1.2, sizes
     keras.utils.set_random_seed(0)
