@@ -6,7 +6,8 @@
 Reports the test ELBO (mean over test images, nats; 10 samples for the learned priors'
 Monte Carlo KL) and its paired standard error against the baseline. Example:
 
-  python benchmarks/autoencoder_family.py --what conv priors --train 10000 --epochs 10
+  python benchmarks/autoencoder_family.py --what conv priors --train 10000 --epochs 10 \
+      --data-dir ../shared/datasets
 """
 
 import argparse
@@ -44,7 +45,7 @@ def _compare(results, baseline):
 
 
 def main(args):
-    x, _, xt = probae.datasets.load_binarized_mnist()
+    x, _, xt = probae.datasets.load_binarized_mnist(data_dir=args.data_dir)
     x, xt = x[: args.train], xt[: args.test]
     print(f"binarized MNIST: {len(x)} train, {len(xt)} test, {args.epochs} epochs, batch {args.batch_size}")
     if "conv" in args.what:
@@ -75,4 +76,5 @@ if __name__ == "__main__":
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--pseudo-inputs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None, help="directory of binarized_mnist.npz (default: $PROBAE_DATA_DIR)")
     main(parser.parse_args())
