@@ -145,7 +145,7 @@ RHO = 0.05
 def sparse_ae(mnist):
     x = mnist[0]
     model = _seeded(
-        lambda: probae.SparseAutoencoder((784,), 64, sparsity=RHO, kl_weight=10.0, hidden_units=(256,))
+        lambda: probae.SparseAutoencoder((784,), 64, sparsity=RHO, kl_weight=30.0, hidden_units=(256,))
     )
     return _fit(model, x, epochs=5)
 
@@ -155,8 +155,10 @@ def test_sparse_autoencoder_reaches_target_rate(sparse_ae, mnist):
     xt = mnist[2]
     codes = model.encode(xt).mean().numpy()
     assert np.all((codes > 0) & (codes < 1))  # sigmoid codes
+    print(f"mean code activation {codes.mean():.4f} (rho = {RHO})")
     # The mean activation is pulled to rho (a sigmoid code starts near 0.5).
-    assert abs(codes.mean() - RHO) < 0.025, codes.mean()
+    assert abs(codes.mean() - RHO) < 0.015, codes.mean()
+    assert np.all(np.abs(codes.mean(0) - RHO) < 0.5 * RHO)  # every unit, not just on average
     # The penalty is a logged metric, and it falls as the rate approaches rho.
     sparsity = history.history["sparsity"]
     assert sparsity[-1] < 0.25 * sparsity[0]
@@ -170,7 +172,7 @@ def test_sparse_autoencoder_reaches_target_rate(sparse_ae, mnist):
 def test_sparse_autoencoder_saves_exactly(sparse_ae, mnist, tmp_path):
     loaded = _assert_same_after_reload(sparse_ae[0], mnist[2][:50], tmp_path)
     assert isinstance(loaded.penalty, probae.SparsityPenalty)
-    assert loaded.penalty.get_config() == {"sparsity": RHO, "kl_weight": 10.0, "l1_weight": 0.0}
+    assert loaded.penalty.get_config() == {"sparsity": RHO, "kl_weight": 30.0, "l1_weight": 0.0}
 
 
 # ---------------------------------------------------------------- denoising
