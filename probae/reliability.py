@@ -186,6 +186,29 @@ def _find_unsafe(config, where="config"):
     return None
 
 
+def _find_unknown_class(config, where="config"):
+    """Returns the first custom class a saved config names that is not registered."""
+    if isinstance(config, dict):
+        registered = config.get("registered_name")
+        if (
+            isinstance(registered, str)
+            and ">" in registered
+            and "class_name" in config
+            and keras.saving.get_registered_object(registered) is None
+        ):
+            return f"the unknown class {registered!r} at {where}"
+        items = config.items()
+    elif isinstance(config, list):
+        items = enumerate(config)
+    else:
+        return None
+    for key, value in items:
+        found = _find_unknown_class(value, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found:
+            return found
+    return None
+
+
 def load_model(path, compile=True):
     """Loads a ``ProbabilisticAutoencoder`` saved with ``model.save(path)``, safely.
 
@@ -244,6 +267,12 @@ def load_model(path, compile=True):
             f"{prefix}: it holds a {found!r}, not a probae ProbabilisticAutoencoder."
         )
     unsafe = _find_unsafe(config)
+    unknown = _find_unknown_class(config)
+    if unknown and not unsafe:
+        raise InvalidModelFileError(
+            f"{prefix}: it refers to {unknown}, which is not a registered probae or Keras "
+            "class (import the package that defines it, or the file was edited)."
+        )
     if unsafe:
         raise InvalidModelFileError(
             f"{prefix}: it contains {unsafe}, which would run arbitrary Python code when "
