@@ -366,6 +366,14 @@ class ProbabilisticAutoencoder(keras.Model):
         return x, y
 
     @staticmethod
+    def _check_loop_options(kwargs, *required):
+        """Validates fit/evaluate's batch_size, epochs and steps keyword arguments."""
+        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "steps"):
+            if name in kwargs:
+                allow_none = name not in required
+                kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
+
+    @staticmethod
     def _is_array_like(x):
         return isinstance(x, (np.ndarray, list, tf.Tensor)) or (
             isinstance(x, tuple) and all(isinstance(v, (np.ndarray, list, tf.Tensor)) for v in x)
@@ -389,6 +397,7 @@ class ProbabilisticAutoencoder(keras.Model):
         ``probae.NonFiniteLossError`` at the first step whose loss is NaN or infinite,
         before later callbacks can checkpoint the broken weights.
         """
+        self._check_loop_options(kwargs, "epochs")
         if stop_on_nan:
             kwargs["callbacks"] = reliability.with_nan_guard(kwargs.get("callbacks"))
         if self._is_array_like(x):
@@ -416,6 +425,7 @@ class ProbabilisticAutoencoder(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates loss, elbo, reconstruction and kl (``keras.Model.evaluate``)."""
+        self._check_loop_options(kwargs)
         if self._is_array_like(x):
             x, y = self._prepare_array_data(x, y)
             if self.condition_shape is None:
