@@ -342,6 +342,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 "The model must be built before fit() to use BackupAndRestore: pass "
                 "input_shape=... or call model.build((None, *shape))."
             )
+        if self.save_freq != "epoch" and getattr(self.model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                "BackupAndRestore with save_freq in batches needs steps_per_execution=1 in "
+                "compile(). Received: steps_per_execution="
+                f"{self.model.steps_per_execution}. Use save_freq='epoch' instead."
+            )
         state = self._read_state()
         if state is None:
             return
@@ -398,7 +404,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         previous = self._read_state()
         self._counter += 1
         weights = f"backup-{self._counter}.weights.h5"
-        self.model.save_weights(os.path.join(self.backup_dir, weights), overwrite=True)
+        weights_path = os.path.join(self.backup_dir, weights)
+        self.model.save_weights(weights_path, overwrite=True)
+        with open(weights_path, "rb") as f:  # on disk before the state names it
+            os.fsync(f.fileno())
         state = {
             "weights": weights,
             "epoch": self._current_epoch,

@@ -292,3 +292,39 @@ def test_estimators_finite_or_documented_error(gauss_model, x, num_samples, batc
         assert x.shape[0] == 0 or x.shape[1] != 3
     else:
         assert rec.shape == x.shape and np.all(np.isfinite(rec))
+
+
+@pytest.fixture(scope="module")
+def conditional_bernoulli():
+    return probae.VAE((4,), 2, condition_shape=(2,), hidden_units=(8,))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    n=st.integers(1, 6),
+    binary=st.booleans(),
+    data=st.data(),
+    num_samples=st.integers(1, 5),
+    seed=st.integers(0, 2**31),
+)
+def test_valid_input_gives_finite_bounded_outputs(
+    conditional_bernoulli, n, binary, data, num_samples, seed
+):
+    """Random valid data and conditions: every estimator is finite, and the ELBO of a
+    Bernoulli model is <= 0 (its reconstruction term is a log-probability, its KL >= 0)."""
+    model = conditional_bernoulli
+    unit = st.floats(0, 1, width=32)
+    x = data.draw(hnp.arrays(np.float32, (n, 4), elements=st.sampled_from([0.0, 1.0]) if binary else unit))
+    c = data.draw(hnp.arrays(np.float32, (n, 2), elements=st.floats(-10, 10, width=32)))
+    terms = model.elbo(x, condition=c, num_samples=num_samples, seed=seed, return_terms=True)
+    assert np.all(np.isfinite(terms["elbo"])) and np.all(terms["elbo"] <= 1e-5)
+    assert np.all(terms["kl"] >= -1e-5) and np.all(terms["reconstruction"] <= 1e-5)
+    ll = model.log_likelihood(x, condition=c, num_samples=num_samples, seed=seed)
+    assert np.all(np.isfinite(ll))
+    rec = model.reconstruct(x, condition=c)
+    assert np.all((rec >= 0) & (rec <= 1))
+    samples = model.sample(n, seed=seed, condition=c, mean=True)
+    assert samples.shape == (n, 4) and np.all((samples >= 0) & (samples <= 1))
+    codes = model.encode(x, condition=c).mean().numpy()
+    assert np.all(np.isfinite(codes))
+    assert np.all(np.isfinite(model.decode(codes, condition=c).mean().numpy()))
