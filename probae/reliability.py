@@ -305,11 +305,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     - keeps the model's sampling seed state and the optimizer's state in the backup (a
       ``ProbabilisticAutoencoder`` saves both with its weights).
 
-    With a data order that depends only on the epoch (``shuffle=False``, or a
-    ``tf.data`` pipeline shuffled with a fixed seed per epoch) and ``set_seed``, a run
-    killed at any step and restarted with the same command ends with the same weights as
-    an uninterrupted run. With ``fit(..., shuffle=True)`` on arrays the resumed epoch sees
-    another permutation of the data: training goes on correctly but not bit for bit.
+    With ``set_seed`` and a data order that a fresh process reproduces, a run killed at
+    any step and restarted with the same command ends with the same weights as an
+    uninterrupted run. That holds for arrays with ``shuffle=False``, and also with
+    ``shuffle=True``: once a global seed is set, Keras' array adapter draws the same
+    permutation for every epoch's iterator. A ``tf.data`` pipeline that reshuffles on
+    each iteration (``reshuffle_each_iteration=True``) restarts its sequence in the new
+    process: the resumed epochs see other orders, so training goes on correctly but not
+    bit for bit.
 
     Args:
         backup_dir: a directory used only by this callback.

@@ -4,7 +4,7 @@
         [--block-during-save PATH]
 
 Trains a small VAE on fixed synthetic binary data with ``probae.set_seed(7)``,
-``shuffle=False`` and, with ``--backup``, ``probae.BackupAndRestore`` every 2 steps. With
+``shuffle=False`` (``--shuffle``: True) and, with ``--backup``, ``probae.BackupAndRestore`` every 2 steps. With
 ``--block-at-step N`` it writes OUT_DIR/blocked after the backup of global step N and
 waits there to be killed. At the end it writes OUT_DIR/result.npz (weights, ELBO and
 log-likelihood estimates) and OUT_DIR/model.keras; with ``--block-during-save PATH`` it
@@ -53,6 +53,7 @@ def main(argv=None):
     parser.add_argument("--backup")
     parser.add_argument("--block-at-step", type=int)
     parser.add_argument("--block-during-save")
+    parser.add_argument("--shuffle", action="store_true")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def main(argv=None):
     if args.block_at_step:
         callbacks.append(Block(args.block_at_step, out / "blocked"))
     history = model.fit(
-        x, epochs=EPOCHS, batch_size=BATCH, shuffle=False, verbose=0, callbacks=callbacks
+        x, epochs=EPOCHS, batch_size=BATCH, shuffle=args.shuffle, verbose=0, callbacks=callbacks
     )
     np.savez(
         out / "result.npz",
