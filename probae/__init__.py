@@ -42,6 +42,14 @@ from probae.priors import (  # noqa: E402
     StandardNormalPrior,
     VampPrior,
 )
+from probae.reliability import (  # noqa: E402
+    BackupAndRestore,
+    InvalidModelFileError,
+    NonFiniteLossError,
+    StopOnNaN,
+    load_model,
+    set_seed,
+)
 
 __version__ = "0.1.0"
 
@@ -75,4 +83,10 @@ __all__ = [
     "callbacks",
     "datasets",
     "objectives",
+    "load_model",
+    "set_seed",
+    "StopOnNaN",
+    "BackupAndRestore",
+    "NonFiniteLossError",
+    "InvalidModelFileError",
 ]
