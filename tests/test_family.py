@@ -306,7 +306,7 @@ def test_conditional_fit_forms_and_errors(tmp_path):
     model = probae.ConditionalVAE((6,), 2, (3,), hidden_units=(4,))
     model.fit((x, c), epochs=1, verbose=0)
     model.fit(x, c, epochs=1, verbose=0, validation_data=(x, c))
-    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(10), epochs=1, verbose=0)
+    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(10), epochs=1, verbose=0, shuffle=False)
     with pytest.raises(ValueError, match="condition"):
         model.fit(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"condition must have shape \(batch, 3\)"):
