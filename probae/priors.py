@@ -160,6 +160,10 @@ class VampPrior(Prior):
         **kwargs,
     ):
         self.num_pseudo_inputs = check_positive_int(num_pseudo_inputs, "num_pseudo_inputs")
+        if isinstance(pseudo_input_mean, bool) or not isinstance(pseudo_input_mean, (int, float)):
+            raise TypeError(
+                f"pseudo_input_mean must be a number. Received: pseudo_input_mean={pseudo_input_mean!r}"
+            )
         self.pseudo_input_mean = float(pseudo_input_mean)
         self.pseudo_input_stddev = check_positive_float(pseudo_input_stddev, "pseudo_input_stddev")
         if pseudo_input_range is not None:

@@ -109,6 +109,7 @@ def _tiny(**kwargs):
             "gradient_estimator",
         ),
         (lambda: probae.VampPrior(0), ValueError, "num_pseudo_inputs"),
+        (lambda: probae.VampPrior(5, pseudo_input_mean="0.5"), TypeError, "pseudo_input_mean"),
         (lambda: probae.VampPrior(5, pseudo_input_range=(1, 0)), ValueError, "pseudo_input_range"),
         (lambda: probae.ConditionalVAE((6,), 2, condition_shape=0), ValueError, "condition_shape"),
         (
