@@ -25,7 +25,8 @@ def main(args):
     try:
         (x_train, _), (x_test, _) = probae.datasets.load_dataset(args.dataset, args.data_dir)
     except DatasetNotFoundError as err:
-        print(f"error: {err} Or run offline with --dataset digits.", file=sys.stderr)
+        print(f"error: {str(err).replace('pass data_dir=...', 'pass --data-dir DIR')} "
+              "Or run offline with --dataset digits.", file=sys.stderr)
         return 2
     # Binary pixels make the Bernoulli decoder a proper likelihood.
     x_train = (x_train[: args.max_examples] > 0.5).astype("float32")
