@@ -13,8 +13,9 @@ def parser(doc, epochs, out, dataset="mnist"):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs")
     p.add_argument("--out", default=out, help="output directory for figures")
-    p.add_argument("--dataset", default=dataset, choices=probae.datasets.DATASETS,
-                   help="digits (8 x 8, bundled with scikit-learn) works offline")
+    if dataset is not None:
+        p.add_argument("--dataset", default=dataset, choices=probae.datasets.DATASETS,
+                       help="digits (8 x 8, bundled with scikit-learn) works offline")
     p.add_argument("--data-dir", default=None,
                    help="directory holding the dataset files (default: $PROBAE_DATA_DIR, "
                         "else download)")
@@ -25,13 +26,22 @@ def parser(doc, epochs, out, dataset="mnist"):
     return p
 
 
-def load(args, flatten=False, binarize=False):
-    """Returns ``(x_train, y_train), (x_test, y_test)`` or None after a one-line message."""
+def load(args, flatten=False, binarize=False, labels=False, offline_hint=True):
+    """Returns ``(x_train, y_train), (x_test, y_test)`` or None after a one-line message.
+
+    ``labels=True``: the example needs labels (binarized_mnist has none).
+    ``offline_hint``: the message suggests ``--dataset digits``.
+    """
+    if labels and args.dataset == "binarized_mnist":
+        print("error: this example needs labels, which binarized_mnist lacks: use --dataset "
+              "mnist (binarised here) or digits.", file=sys.stderr)
+        return None
     try:
         (x, y), (xt, yt) = probae.datasets.load_dataset(args.dataset, args.data_dir, flatten)
     except DatasetNotFoundError as err:
-        print(f"error: {str(err).replace('pass data_dir=...', 'pass --data-dir DIR')} "
-              "Or run offline with --dataset digits.", file=sys.stderr)
+        hint = " Or run offline with --dataset digits." if offline_hint else ""
+        print(f"error: {str(err).replace('pass data_dir=...', 'pass --data-dir DIR')}{hint}",
+              file=sys.stderr)
         return None
     n = args.max_examples
     if binarize:

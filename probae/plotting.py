@@ -126,13 +126,14 @@ def _decoder_means(model, z):
 
 
 # ---------------------------------------------------------------------- images
-def plot_images(images, ncols=10, title=None, image_shape=None, path=None):
+def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None, path=None):
     """A grid of images.
 
     Args:
         images: a batch of images (see the module doc for accepted shapes).
         ncols: images per row.
         title: optional figure title.
+        row_labels: optional text left of each row.
         image_shape: shape of one image, when the batch is flat and not square.
         path: where to save a PNG, or None.
 
@@ -142,7 +143,13 @@ def plot_images(images, ncols=10, title=None, image_shape=None, path=None):
     images = _as_images(images, "images", image_shape)
     ncols = min(check_positive_int(ncols, "ncols"), len(images))
     nrows = math.ceil(len(images) / ncols)
-    return _finish(_grid(images, nrows, ncols, title=title), path)
+    if row_labels is not None:
+        row_labels = [str(v) for v in row_labels]
+        if len(row_labels) != nrows:
+            raise ValueError(
+                f"row_labels must have one entry per row ({nrows}). Received: {len(row_labels)}"
+            )
+    return _finish(_grid(images, nrows, ncols, row_labels=row_labels, title=title), path)
 
 
 def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
