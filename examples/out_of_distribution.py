@@ -1,12 +1,15 @@
 """Out-of-distribution detection: a VAE trained on Fashion-MNIST, tested on MNIST digits.
 
-The model's log-likelihood should be lower on images unlike its training data. This
-pairing is the classic counter-example (Nalisnick et al. 2019, "Do deep generative models
-know what they don't know?"): a likelihood model trained on clothing gives *higher*
-likelihood to the simpler MNIST digits, so minus log p(x) ranks them as less anomalous
-than clothing and the AUROC falls below 0.5. Swap the roles with --train mnist to see
-the easy direction. The script prints both mean log-likelihoods (bits per pixel) and the
-AUROC, and saves the histograms with the ROC curve.
+A likelihood model should give a lower log p(x) to images unlike its training data, so
+minus log p(x) is an out-of-distribution score. It is not a safe one: Nalisnick et al.
+(2019, "Do deep generative models know what they don't know?") found deep generative
+models trained on grey-level Fashion-MNIST giving *higher* likelihood to MNIST, whose
+images are simpler. With binarised images and this VAE the score works, but imperfectly:
+at the default settings Fashion-MNIST test images get about 0.23 bits per pixel, MNIST
+about 0.34, and the AUROC is about 0.79 (measured once, seed 0, on the local copy of
+Fashion-MNIST that holds 8 of its 10 classes). Swap the roles with
+--train mnist. The script prints both likelihoods (bits per pixel) and the AUROC and
+saves the histograms with the ROC curve.
 
     python examples/out_of_distribution.py                 # a few minutes on a laptop CPU
     python examples/out_of_distribution.py --train mnist
@@ -56,7 +59,8 @@ def main(args):
           f"{-ll_out.mean() / bits:.3f} bits/pixel on {other}")
     print(f"AUROC of minus log p(x), {other} as the anomalies: {auroc:.3f}")
     os.makedirs(args.out, exist_ok=True)
-    plotting.plot_anomaly_scores(-ll_in, -ll_out, path=os.path.join(args.out, "scores_roc.png"))
+    plotting.plot_anomaly_scores(-ll_in, -ll_out, labels=(f"{args.train} (in)", f"{other} (out)"),
+                                 path=os.path.join(args.out, "scores_roc.png"))
     print(f"figure saved in {args.out}/scores_roc.png")
     return {"auroc": auroc, "log_likelihood_in": float(ll_in.mean()),
             "log_likelihood_out": float(ll_out.mean())}

@@ -13,7 +13,6 @@ import os
 import sys
 
 import keras
-import numpy as np
 
 import probae
 from probae import plotting
@@ -41,8 +40,8 @@ def main(args):
     elbo = model.elbo(x_test).mean()
     log_px = model.log_likelihood(x_test[:1000], num_samples=args.num_samples, seed=0,
                                   verbose=args.verbose).mean()
-    print(f"test ELBO {elbo:.2f} nats, test log p(x) {log_px:.2f} nats "
-          f"(importance sampling, k={args.num_samples})")
+    print(f"test ELBO {elbo:.2f} nats; log p(x) {log_px:.2f} nats "
+          f"(importance sampling, k={args.num_samples}, first 1000 test images)")
 
     os.makedirs(args.out, exist_ok=True)
     plotting.plot_reconstructions(x_test[:10], model.reconstruct(x_test[:10]),

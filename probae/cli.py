@@ -151,9 +151,10 @@ def _is_image(shape):
     shape = tuple(shape)
     if len(shape) == 3 and shape[-1] in (1, 3):
         return True
-    return len(shape) in (1, 2) and (
-        len(shape) == 2 or math.isqrt(shape[0]) ** 2 == shape[0] and shape[0] >= 16
-    )
+    if len(shape) == 2:
+        return True
+    # Flat vectors count as images when square and not tiny (tabular data rarely is both).
+    return len(shape) == 1 and shape[0] >= 64 and math.isqrt(shape[0]) ** 2 == shape[0]
 
 
 # ---------------------------------------------------------------------- models

@@ -97,7 +97,8 @@ def _value_range(*arrays):
 
 def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, title=None):
     """Draws ``images`` (length nrows * ncols, row-major) in a grid; returns the figure."""
-    fig = _new_figure(ncols * cell + (0.9 if row_labels else 0.0), nrows * cell + (0.4 if title else 0.0))
+    width = ncols * cell + (0.9 if row_labels else 0.0)
+    fig = _new_figure(width, nrows * cell + (0.4 if title else 0.0))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     vmin, vmax = _value_range(images)
     for i in range(nrows):
@@ -255,12 +256,12 @@ def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
     """Per-dimension quantiles of the prior (exact for N(0, I), else from draws)."""
     from probae.priors import StandardNormalPrior
 
-    if isinstance(model.prior, StandardNormalPrior):
-        from scipy.special import ndtri
-
-        q = ndtri(probabilities)
-        return np.stack([q] * model.latent_dim, axis=1)
     import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    if isinstance(model.prior, StandardNormalPrior):
+        q = tfp.distributions.Normal(0.0, 1.0).quantile(np.asarray(probabilities, np.float32))
+        return np.stack([np.asarray(q)] * model.latent_dim, axis=1)
 
     draws = model.prior.distribution(model.encoder).sample(
         num_draws, seed=tf.constant([seed, 0], tf.int32)
@@ -461,7 +462,9 @@ def plot_history(history, path=None):
 
 
 # ---------------------------------------------------------------------- anomalies
-def plot_anomaly_scores(scores_normal, scores_anomalous, bins=50, path=None):
+def plot_anomaly_scores(
+    scores_normal, scores_anomalous, bins=50, labels=("normal", "anomalous"), path=None
+):
     """Histograms of anomaly scores (normal against anomalous) and the ROC curve.
 
     Higher scores must mean "more anomalous". The AUROC (``sklearn.metrics``) is in the
@@ -471,6 +474,7 @@ def plot_anomaly_scores(scores_normal, scores_anomalous, bins=50, path=None):
         scores_normal: scores of normal examples (1-D).
         scores_anomalous: scores of anomalous examples (1-D).
         bins: histogram bins.
+        labels: legend names of the two groups.
         path: where to save a PNG, or None.
 
     Returns:
@@ -490,8 +494,8 @@ def plot_anomaly_scores(scores_normal, scores_anomalous, bins=50, path=None):
     fig = _new_figure(9.0, 3.6)
     ax_hist, ax_roc = fig.subplots(1, 2)
     edges = np.histogram_bin_edges(s, bins=check_positive_int(bins, "bins"))
-    ax_hist.hist(normal, bins=edges, alpha=0.6, density=True, label=f"normal (n={len(normal)})")
-    ax_hist.hist(anomalous, bins=edges, alpha=0.6, density=True, label=f"anomalous (n={len(anomalous)})")
+    for values, name in ((normal, labels[0]), (anomalous, labels[1])):
+        ax_hist.hist(values, bins=edges, alpha=0.6, density=True, label=f"{name} (n={len(values)})")
     ax_hist.set_xlabel("anomaly score")
     ax_hist.set_ylabel("density")
     ax_hist.legend()

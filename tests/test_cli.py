@@ -143,7 +143,8 @@ def bad_files(tmp_path, run_dir):
     [
         (["evaluate", "{tmp}/missing.keras", "digits"], "model file not found"),
         (["evaluate", "{model}", "{tmp}/missing.npy"], "data file not found"),
-        (["evaluate", "{model}", "{wrong}"], "examples of shape (10,) but the model expects (8, 8, 1)"),
+        (["evaluate", "{model}", "{wrong}"],
+         "examples of shape (10,) but the model expects (8, 8, 1)"),
         (["evaluate", "{model}", "imagenet"], "data must be one of"),
         (["train", "nope", "digits", "--out", "{tmp}/x"], "unknown preset 'nope'"),
         (["train", "{json}", "digits", "--out", "{tmp}/x"], "Received preset='nope'"),
@@ -201,3 +202,24 @@ def test_resume_after_sigkill(run_dir, tmp_path):
         fresh_first = json.load(f)["history"]["loss"][0]
     assert metrics["history"]["loss"][0] < fresh_first - 2.0
     assert not os.path.exists(os.path.join(out, "backup"))  # removed once training ends
+
+
+def test_train_on_a_tabular_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, size=(200, 5)).astype(np.float32)
+    path = str(tmp_path / "table.csv")
+    np.savetxt(path, x, delimiter=",")
+    out = str(tmp_path / "tab")
+    assert main(["train", "vae", path, "--epochs", "2", "--latent-dim", "2", "--num-samples", "5",
+                 "--verbose", "0", "--out", out]) == 0
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["test"]["examples"] == 20  # a 90/10 split of the file
+    assert np.isfinite(metrics["test"]["log_likelihood"])
+    assert metrics["plots"] == ["training.png", "latent.png"]  # no image plots for a table
+    import keras
+
+    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    assert type(model.decoder).__name__ == "GaussianDecoder"  # data outside [0, 1]
+    code = main(["sample", os.path.join(out, "model.keras"), "--out", str(tmp_path / "s.png")])
+    assert code == 2

@@ -173,7 +173,8 @@ def test_anomaly_map(trained, tmp_path):
         (lambda m, x: plotting.plot_traversals(m, x[0], dims=[5]), ValueError, "dims"),
         (lambda m, x: plotting.plot_history({"kl": [1.0]}), TypeError, "history"),
         (lambda m, x: plotting.plot_anomaly_scores([], [1.0]), ValueError, "scores_normal"),
-        (lambda m, x: plotting.plot_anomaly_map(x[:2], np.zeros((2, 4, 4))), ValueError, "pixel_scores"),
+        (lambda m, x: plotting.plot_anomaly_map(x[:2], np.zeros((2, 4, 4))), ValueError,
+         "pixel_scores"),
         (lambda m, x: plotting.plot_latent_scatter(m, x[:5], [0, 1]), ValueError, "labels"),
         (lambda m, x: plotting.plot_images(x, image_shape=(3, 3)), ValueError, "image_shape"),
     ],
@@ -188,3 +189,13 @@ def test_manifold_needs_2d_code(tmp_path):
     model = probae.VAE((8, 8, 1), 3, architecture="mlp", hidden_units=(8,))
     with pytest.raises(ValueError, match="latent_dim=3"):
         plotting.plot_manifold(model)
+
+
+def test_manifold_with_a_mixture_prior_uses_its_quantiles(tmp_path):
+    model = probae.VAE((8, 8, 1), 2, architecture="mlp", hidden_units=(8,),
+                       prior=probae.MixtureOfGaussiansPrior(3))
+    path = _png(tmp_path, "manifold_mixture.png")
+    fig = plotting.plot_manifold(model, n=5, path=path)
+    assert fig.get_axes()[0].images[0].get_array().shape == (40, 40)
+    q = plotting._prior_quantiles(model, np.array([0.05, 0.5, 0.95]))
+    assert q.shape == (3, 2) and np.all(np.diff(q, axis=0) > 0)

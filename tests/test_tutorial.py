@@ -9,7 +9,6 @@ import re
 
 import matplotlib.image
 import numpy as np
-import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIAL = os.path.join(REPO, "docs", "tutorial.md")
