@@ -22,6 +22,14 @@ from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # no
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.presets import IWAE, VAE, Autoencoder, BetaVAE  # noqa: E402
 from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  # noqa: E402
+from probae.reliability import (  # noqa: E402
+    BackupAndRestore,
+    InvalidModelFileError,
+    NonFiniteLossError,
+    StopOnNaN,
+    load_model,
+    set_seed,
+)
 
 __version__ = "0.1.0"
 
@@ -44,4 +52,10 @@ __all__ = [
     "IWAE",
     "datasets",
     "objectives",
+    "load_model",
+    "set_seed",
+    "StopOnNaN",
+    "BackupAndRestore",
+    "NonFiniteLossError",
+    "InvalidModelFileError",
 ]
