@@ -159,16 +159,10 @@ def _is_image(shape):
 
 # ---------------------------------------------------------------------- models
 def _load_model(path):
-    import keras
+    """Loads a saved model (``probae.load_model``: safe mode, clear errors)."""
+    import probae
 
-    import probae  # noqa: F401  (registers the layers)
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        return keras.models.load_model(path)
-    except Exception as err:
-        raise CommandError(f"could not load a probae model from {path}: {err}") from None
+    return probae.load_model(path)
 
 
 def _build_model(spec, input_shape, args):
@@ -271,6 +265,8 @@ def _save_plots(model, x_test, y_test, history, out):
 def _train(args):
     import keras
 
+    import probae
+
     backup = os.path.join(args.out, "backup")
     if os.path.isdir(backup) and not args.resume:
         raise CommandError(
@@ -278,7 +274,7 @@ def _train(args):
         )
     if args.resume and not os.path.isdir(backup):
         raise CommandError(f"nothing to resume: {backup} does not exist")
-    keras.utils.set_random_seed(args.seed)
+    probae.set_seed(args.seed, deterministic=False)
     x_train, x_test, y_test = load_data(
         args.data, args.data_dir, "train", args.binarize, args.max_examples, args.seed
     )
@@ -297,7 +293,7 @@ def _train(args):
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation_data=x_test if len(x_test) else None,
-        callbacks=[keras.callbacks.BackupAndRestore(backup)],
+        callbacks=[probae.BackupAndRestore(backup)],
         verbose=args.verbose,
     )
     seconds = time.time() - start

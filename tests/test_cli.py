@@ -141,7 +141,8 @@ def bad_files(tmp_path, run_dir):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["evaluate", "{tmp}/missing.keras", "digits"], "model file not found"),
+        (["evaluate", "{tmp}/missing.keras", "digits"], "missing.keras"),
+        (["sample", "{wrong}"], "wrong.npy"),
         (["evaluate", "{model}", "{tmp}/missing.npy"], "data file not found"),
         (["evaluate", "{model}", "{wrong}"],
          "examples of shape (10,) but the model expects (8, 8, 1)"),
@@ -173,7 +174,7 @@ def test_resume_after_sigkill(run_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, "-m", "probae.cli", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta = os.path.join(out, "backup", "training_metadata.json")
+    meta = os.path.join(out, "backup", "probae_state.json")
     deadline = time.time() + 120
     epoch = -1
     try:
