@@ -240,7 +240,13 @@ class ProbabilisticAutoencoder(keras.Model):
         return inputs, None
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        # Under a distribution strategy every replica reads the same generator state:
+        # fold in the replica's index so replicas draw independent noise for their shards.
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return seed
 
     # ------------------------------------------------------------------ Keras steps
     def _unpack(self, data):
@@ -277,7 +283,18 @@ class ProbabilisticAutoencoder(keras.Model):
         }
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name], sample_weight=sample_weight)
-        return {t.name: t.result() for t in self._trackers}
+        results = {t.name: t.result() for t in self._trackers}
+        if self._multi_worker():
+            # Keras reduces step outputs across workers with reduce(MEAN, axis=0), which
+            # fails on scalars: give it shape [1] (the reduction returns a scalar).
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
+
+    def _multi_worker(self):
+        strategy = self.distribute_strategy
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.extended._in_multi_worker_mode()
+        )
 
     def train_step(self, data):
         x, condition, sample_weight = self._unpack(data)
