@@ -389,7 +389,16 @@ class ProbabilisticAutoencoder(keras.Model):
         )
 
     def _build_from_dataset(self, x):
-        if self.built or not isinstance(x, tf.data.Dataset):
+        if self.built:
+            return
+        if isinstance(x, keras.utils.PyDataset):
+            # A PyDataset can be indexed: build from the shape of its first batch.
+            first = x[0]
+            while isinstance(first, (tuple, list)):
+                first = first[0]
+            self.build((None, *np.shape(first)[1:]))
+            return
+        if not isinstance(x, tf.data.Dataset):
             return
         spec = x.element_spec
         while isinstance(spec, (tuple, list)):
@@ -419,8 +428,10 @@ class ProbabilisticAutoencoder(keras.Model):
             validation_data = (self._prepare_x(validation_data, "validation_data"),)
         if not self.built:
             raise ValueError(
-                "The model is not built and its input shape cannot be read from x: pass "
-                "input_shape=... to the model or call model.build((None, *shape)) first."
+                "The model is not built and its input shape cannot be read from x (a "
+                f"{type(x).__name__}: a Python generator cannot be inspected without "
+                "consuming it): pass input_shape=... to the model or call "
+                "model.build((None, *shape)) first."
             )
         if not self.compiled:
             self.compile()
