@@ -405,6 +405,14 @@ class ProbabilisticAutoencoder(keras.Model):
             spec = spec[0]
         self.build((None, *spec.shape[1:]))
 
+    def _prepare_keras_inputs(self, x, y):
+        """Validates arrays (dropping an unconditional model's y), or builds from a Dataset."""
+        if self._is_array_like(x):
+            x, y = self._prepare_array_data(x, y)
+            return x, (y if self.condition_shape is not None else None)
+        self._build_from_dataset(x)
+        return x, y
+
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """Trains the model (``keras.Model.fit``), validating array inputs first.
 
@@ -412,12 +420,7 @@ class ProbabilisticAutoencoder(keras.Model):
         ``tf.data.Dataset``. For unconditional models a ``y`` is ignored, so
         ``fit(x, x)`` also works.
         """
-        if self._is_array_like(x):
-            x, y = self._prepare_array_data(x, y)
-            if self.condition_shape is None:
-                y = None
-        else:
-            self._build_from_dataset(x)
+        x, y = self._prepare_keras_inputs(x, y)
         if isinstance(validation_data, tuple) and self._is_array_like(validation_data[0]):
             vx, vy = self._prepare_array_data(
                 validation_data[0], validation_data[1] if len(validation_data) > 1 else None,
@@ -439,12 +442,7 @@ class ProbabilisticAutoencoder(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates loss, elbo, reconstruction and kl (``keras.Model.evaluate``)."""
-        if self._is_array_like(x):
-            x, y = self._prepare_array_data(x, y)
-            if self.condition_shape is None:
-                y = None
-        else:
-            self._build_from_dataset(x)
+        x, y = self._prepare_keras_inputs(x, y)
         if not self.compiled:
             self.compile()
         return super().evaluate(x, y, *args, **kwargs)
