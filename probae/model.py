@@ -6,6 +6,7 @@ KL terms by the pure functions of ``probae.objectives``. Every named variant (au
 VAE, beta-VAE, IWAE, ...) is a configuration of this class; see ``probae.presets``.
 """
 
+import inspect
 import math
 
 import keras
@@ -411,6 +412,10 @@ class ProbabilisticAutoencoder(keras.Model):
             x, y = self._prepare_array_data(x, y)
             return x, (y if self.condition_shape is not None else None)
         self._build_from_dataset(x)
+        if inspect.isgenerator(x):
+            # Keras wants generators to yield tuples; a bare batch of x is the usual thing
+            # for an unconditional model, so wrap it as (x,).
+            x = (b if isinstance(b, tuple) else (b,) for b in x)
         return x, y
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
