@@ -10,7 +10,7 @@ import os as _os
 # TFP imports tf_keras at import time; probae itself uses Keras 3 only.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import datasets, objectives  # noqa: E402
+from probae import data, datasets, objectives  # noqa: E402
 from probae.decoders import (  # noqa: E402
     BernoulliDecoder,
     ContinuousBernoulliDecoder,
@@ -42,6 +42,7 @@ __all__ = [
     "VAE",
     "BetaVAE",
     "IWAE",
+    "data",
     "datasets",
     "objectives",
 ]

@@ -41,6 +41,9 @@ def test_mirrored_training_matches_one_device(mirrored):
     # epoch metrics are reduced over both replicas: the same numbers as on one device
     for key in ("loss", "elbo", "reconstruction", "kl"):
         np.testing.assert_allclose(mirrored["logs_multi"][key], mirrored["logs_single"][key], rtol=1e-5)
+    # evaluate() (test_step under the strategy) reduces over replicas too
+    for key in ("loss", "elbo", "reconstruction", "kl"):
+        assert mirrored["eval_multi"][key] == pytest.approx(mirrored["eval_single"][key], rel=1e-5)
     # the beta schedule set from a callback reached the replicated variable
     assert mirrored["beta_multi"] == pytest.approx(1.0)
     # the loss includes beta: with beta rising from 0.5 to 1.0, loss -> -elbo at the last epoch

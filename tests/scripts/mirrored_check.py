@@ -57,6 +57,8 @@ def main():
         multi = make()
         multi.set_weights(w0)
     logs_multi = train(multi, x)
+    eval_single = single.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    eval_multi = multi.evaluate(x, batch_size=64, verbose=0, return_dict=True)
     diffs = [float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), multi.get_weights())]
     moved = [float(np.max(np.abs(a - b))) for a, b in zip(w0, single.get_weights())]
 
@@ -72,6 +74,8 @@ def main():
         "logs_single": logs_single,
         "logs_multi": logs_multi,
         "beta_multi": multi.beta,
+        "eval_single": {k: float(v) for k, v in eval_single.items()},
+        "eval_multi": {k: float(v) for k, v in eval_multi.items()},
         "vae_logs": vae_logs,
         "replica_seeds": [s.numpy().tolist() for s in seeds],
     }))
