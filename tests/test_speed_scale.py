@@ -167,6 +167,7 @@ MIXED_RTOL = 0.03
 def test_mixed_precision_elbo_matches_float32(mixed_runs, mnist, policy, low):
     model, elbo = mixed_runs[policy]
     _, elbo32 = mixed_runs["float32"]
+    print(f"\n{policy}: test ELBO {elbo:.2f} nats, float32 {elbo32:.2f} nats")
     assert np.isfinite(elbo)
     assert abs(elbo - elbo32) <= MIXED_RTOL * abs(elbo32), (policy, elbo, elbo32)
     # networks compute in low precision, distribution parameters stay float32
