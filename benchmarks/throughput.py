@@ -338,8 +338,6 @@ class HandLogLikelihood:
     """Hand-written importance sampling, chunked like probae's (same batch and chunk)."""
 
     def __init__(self, tf, model, batch, chunk, k, jit):
-        import probae  # noqa: F401
-
         self.tf = tf
         self.batch, self.chunk, self.k = batch, chunk, k
         enc, dec = model.encoder, model.decoder
