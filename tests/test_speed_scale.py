@@ -159,8 +159,7 @@ def mixed_runs(mnist):
 
 # Tolerance: 3 percent of the float32 test ELBO (about 8 nats here: 3 epochs on 3000
 # images give about -266 nats). Measured: mixed_float16 1.2 nats and mixed_bfloat16
-# 0.02 nats away from float32 (same seed); a float16 likelihood or KL (the failure this
-# guards against) costs tens of nats or NaN.
+# 0.02 nats away from float32 (same seed).
 MIXED_RTOL = 0.03
 
 
