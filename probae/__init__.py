@@ -22,6 +22,9 @@ from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # no
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.presets import IWAE, VAE, Autoencoder, BetaVAE  # noqa: E402
 from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  # noqa: E402
+from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
+from probae.anomaly import anomaly_scores  # noqa: E402
+from probae.detector import AnomalyDetector  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -44,4 +47,8 @@ __all__ = [
     "IWAE",
     "datasets",
     "objectives",
+    "StudentTDecoder",
+    "MixedDecoder",
+    "anomaly_scores",
+    "AnomalyDetector",
 ]
