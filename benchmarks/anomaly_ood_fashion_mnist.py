@@ -15,6 +15,7 @@ Positives (label 1) are MNIST test digits, negatives held-out Fashion-MNIST imag
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -31,8 +32,10 @@ def main(args):
 
     import probae
 
-    (xf_train, _), (xf_test, _) = probae.datasets.load_fashion_mnist()
-    (_, _), (xm_test, _) = probae.datasets.load_mnist()
+    data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
+
+    (xf_train, _), (xf_test, _) = probae.datasets.load_fashion_mnist(data_dir)
+    (_, _), (xm_test, _) = probae.datasets.load_mnist(data_dir)
     rng = np.random.default_rng(args.seed)
     xf_train = xf_train[rng.permutation(len(xf_train))[: args.train]]
     xf_test = xf_test[rng.permutation(len(xf_test))[: args.test]]
@@ -88,6 +91,10 @@ def parse_args(argv=None):
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--background-model", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-dir", default=str(REPO.parent / "shared" / "datasets"),
+        help="directory of mnist.npz / fashion_partial.npz (else PROBAE_DATA_DIR)",
+    )
     return parser.parse_args(argv)
 
 

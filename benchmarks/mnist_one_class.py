@@ -10,6 +10,7 @@ a mean of about 0.97; Abati et al. 2019, table 1).
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -25,7 +26,9 @@ def main(args):
 
     import probae
 
-    (x_train, y_train), (x_test, y_test) = probae.datasets.load_mnist()
+    data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
+
+    (x_train, y_train), (x_test, y_test) = probae.datasets.load_mnist(data_dir)
     if args.test < len(x_test):
         keep = np.random.default_rng(0).permutation(len(x_test))[: args.test]
         x_test, y_test = x_test[keep], y_test[keep]
@@ -57,6 +60,10 @@ def parse_args(argv=None):
     parser.add_argument("--method", default=None)
     parser.add_argument("--test", type=int, default=10000, help="test images scored")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-dir", default=str(REPO.parent / "shared" / "datasets"),
+        help="directory of mnist.npz / fashion_partial.npz (else PROBAE_DATA_DIR)",
+    )
     return parser.parse_args(argv)
 
 

@@ -321,3 +321,39 @@ def test_detector_separates_breastw_anomalies(data_dir):
     det = probae.AnomalyDetector(epochs=20, num_samples=20).fit(X_train)
     # IsolationForest reaches about 0.99 on this split; PyOD's VAE 0.93 (published).
     assert roc_auc_score(y_test, -det.score_samples(X_test)) > 0.9
+
+
+# ----------------------------------------------------------------- scikit-learn's checks
+# The full check_estimator run (benchmarks/sklearn_check_estimator.py) takes minutes; the
+# tests run the checks that define an outlier detector's contract (pickling and idempotent
+# fits are tested above). The one failing check,
+# check_methods_subset_invariance, compares scores on a subset at rtol=1e-7: ours agree to
+# float32 rounding (about 3e-7 relative; test_same_seed_identical_and_batch_invariant).
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+SKLEARN_CHECKS = {
+    "check_outliers_train",
+    "check_outlier_contamination",
+    "check_outliers_fit_predict",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_estimators_nan_inf",
+    "check_fit2d_1sample",
+    "check_estimators_overwrite_params",
+    "check_no_attributes_set_in_init",
+    "check_estimators_unfitted",
+}
+EXPECTED_FAILED_CHECKS = {
+    "check_methods_subset_invariance": "float32 scores agree to ~3e-7 relative, not 1e-7",
+}
+
+
+@parametrize_with_checks(
+    [probae.AnomalyDetector(epochs=2, hidden_units=(8,), latent_dim=2, num_samples=5)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_checks(estimator, check):
+    name = getattr(check, "func", check).__name__
+    if name not in SKLEARN_CHECKS:
+        pytest.skip("run in benchmarks/sklearn_check_estimator.py (slow)")
+    check(estimator)
