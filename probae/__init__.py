@@ -25,6 +25,14 @@ from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  #
 from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
 from probae.anomaly import anomaly_scores  # noqa: E402
 from probae.detector import AnomalyDetector  # noqa: E402
+from probae.reliability import (  # noqa: E402
+    BackupAndRestore,
+    InvalidModelFileError,
+    NonFiniteLossError,
+    StopOnNaN,
+    load_model,
+    set_seed,
+)
 
 __version__ = "0.1.0"
 
@@ -51,4 +59,10 @@ __all__ = [
     "MixedDecoder",
     "anomaly_scores",
     "AnomalyDetector",
+    "load_model",
+    "set_seed",
+    "StopOnNaN",
+    "BackupAndRestore",
+    "NonFiniteLossError",
+    "InvalidModelFileError",
 ]

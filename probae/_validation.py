@@ -49,6 +49,17 @@ def check_positive_float(value, name):
     return float(value)
 
 
+def check_fraction(value, name):
+    """Returns ``value`` as a float, or raises if it is not a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number. Received: {name}={_describe(value)}")
+    if not 0.0 < value < 1.0:
+        raise ValueError(
+            f"{name} must be a number strictly between 0 and 1. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def check_shape(value, name):
     """Returns ``value`` as a tuple of positive ints (an event shape)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -138,12 +149,18 @@ def as_float_array(x, name, event_shape=None, allow_empty=False):
         )
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} must hold at least one example. Received: an empty batch of shape {arr.shape}")
-    if arr.dtype != np.float32:
-        arr = arr.astype(np.float32)
-    if arr.size and not np.all(np.isfinite(arr)):
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(
             f"{name} must contain only finite values. Received: {name} with {bad} NaN or "
             f"infinite value(s)"
         )
+    if arr.dtype != np.float32:
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float32)
+        if arr.size and not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"{name} must fit in float32 (|values| < 3.4e38). Received: {name} with values "
+                "that overflow float32; rescale it."
+            )
     return arr

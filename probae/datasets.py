@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from probae._validation import check_fraction, check_seed
+
 __all__ = [
     "DatasetNotFoundError",
     "load_mnist",
@@ -180,6 +182,8 @@ def load_fashion_mnist(data_dir=None, flatten=False, test_fraction=1 / 7, seed=0
     Raises:
         DatasetNotFoundError: no file is local and the download fails.
     """
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    seed = check_seed(seed)
     pooled = _find_local(data_dir, "fashion_partial.npz")
     if pooled is not None:
         with np.load(pooled) as f:
@@ -214,6 +218,8 @@ def load_digits(flatten=False, test_fraction=0.2, seed=0):
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: float32 images in [0, 1], int64 labels.
     """
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    seed = check_seed(seed)
     from sklearn.datasets import load_digits as _sk_digits
 
     data = _sk_digits()

@@ -140,7 +140,7 @@ def _check_unit_interval(x, name, what):
     if lo < 0.0 or hi > 1.0:
         hint = ""
         if 2.0 <= hi <= 255.0 and lo >= 0.0 and np.all(x == np.round(x)):
-            hint = " It looks like 0-255 image data: scale it with x / 255.0."
+            hint = f" It looks like 0-255 image data: scale it with {name} / 255.0."
         raise ValueError(
             f"{name} must lie in [0, 1] for a {what} decoder. Received: {name} with values "
             f"in [{lo:g}, {hi:g}].{hint}"

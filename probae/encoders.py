@@ -123,7 +123,13 @@ class DeterministicEncoder(Encoder):
 
     def __init__(self, latent_dim, network=None, code_activation=None, **kwargs):
         self.code_activation = code_activation
-        self._code_fn = keras.activations.get(code_activation)
+        try:
+            self._code_fn = keras.activations.get(code_activation)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "code_activation must be None, a Keras activation name or a callable. "
+                f"Received: code_activation={code_activation!r}"
+            ) from None
         super().__init__(latent_dim, network=network, **kwargs)
 
     def distribution(self, params):

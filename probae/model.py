@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from probae import objectives
+from probae import objectives, reliability
 from probae._validation import (
     as_float_array,
     check_non_negative_float,
@@ -366,6 +366,14 @@ class ProbabilisticAutoencoder(keras.Model):
         return x, y
 
     @staticmethod
+    def _check_loop_options(kwargs, *required):
+        """Validates fit/evaluate's batch_size, epochs and steps keyword arguments."""
+        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "steps"):
+            if name in kwargs:
+                allow_none = name not in required
+                kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
+
+    @staticmethod
     def _is_array_like(x):
         return isinstance(x, (np.ndarray, list, tf.Tensor)) or (
             isinstance(x, tuple) and all(isinstance(v, (np.ndarray, list, tf.Tensor)) for v in x)
@@ -379,19 +387,28 @@ class ProbabilisticAutoencoder(keras.Model):
             spec = spec[0]
         self.build((None, *spec.shape[1:]))
 
-    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+    def _prepare_keras_inputs(self, x, y):
+        """Validates arrays (dropping an unconditional model's y), or builds from a Dataset."""
+        if self._is_array_like(x):
+            x, y = self._prepare_array_data(x, y)
+            return x, (y if self.condition_shape is not None else None)
+        self._build_from_dataset(x)
+        return x, y
+
+    def fit(self, x=None, y=None, *args, validation_data=None, stop_on_nan=True, **kwargs):
         """Trains the model (``keras.Model.fit``), validating array inputs first.
 
         ``x`` may be an array, ``(x, condition)`` for conditional models, or a
         ``tf.data.Dataset``. For unconditional models a ``y`` is ignored, so
-        ``fit(x, x)`` also works.
+        ``fit(x, x)`` also works. With ``stop_on_nan`` (the default) a
+        ``probae.StopOnNaN`` callback runs first: training raises
+        ``probae.NonFiniteLossError`` at the first step whose loss is NaN or infinite,
+        before later callbacks can checkpoint the broken weights.
         """
-        if self._is_array_like(x):
-            x, y = self._prepare_array_data(x, y)
-            if self.condition_shape is None:
-                y = None
-        else:
-            self._build_from_dataset(x)
+        self._check_loop_options(kwargs, "epochs")
+        if stop_on_nan:
+            kwargs["callbacks"] = reliability.with_nan_guard(kwargs.get("callbacks"))
+        x, y = self._prepare_keras_inputs(x, y)
         if isinstance(validation_data, tuple) and self._is_array_like(validation_data[0]):
             vx, vy = self._prepare_array_data(
                 validation_data[0], validation_data[1] if len(validation_data) > 1 else None,
@@ -411,12 +428,8 @@ class ProbabilisticAutoencoder(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates loss, elbo, reconstruction and kl (``keras.Model.evaluate``)."""
-        if self._is_array_like(x):
-            x, y = self._prepare_array_data(x, y)
-            if self.condition_shape is None:
-                y = None
-        else:
-            self._build_from_dataset(x)
+        self._check_loop_options(kwargs)
+        x, y = self._prepare_keras_inputs(x, y)
         if not self.compiled:
             self.compile()
         return super().evaluate(x, y, *args, **kwargs)
@@ -607,6 +620,27 @@ class ProbabilisticAutoencoder(keras.Model):
             if progbar is not None:
                 progbar.add(s.stop - s.start)
         return np.concatenate(out)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Saves the model to a ``.keras`` file, atomically (``probae.atomic_save``).
+
+        The file is written beside the target under a temporary name and renamed over
+        it, so an interrupted save never leaves a corrupt file in place of a good one.
+        Load it with ``probae.load_model``.
+        """
+        reliability.atomic_save(super().save, filepath, overwrite=overwrite, **kwargs)
+
+    def save_own_variables(self, store):
+        # The sampling seed's state is saved too, so a resumed run draws the same noise.
+        super().save_own_variables(store)
+        store["sampling_seed_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        if "sampling_seed_state" in store:
+            self.seed_generator.state.assign(store["sampling_seed_state"])
+            store = {k: store[k] for k in store.keys() if k != "sampling_seed_state"}
+        super().load_own_variables(store)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

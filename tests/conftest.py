@@ -15,7 +15,7 @@ if "PROBAE_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["PROBAE_DATA_DIR"] = str(SHARED_DATA)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir():
     """The local dataset directory; tests that need real data skip when it is absent."""
     path = os.environ.get("PROBAE_DATA_DIR")

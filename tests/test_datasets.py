@@ -1,0 +1,59 @@
+"""Loaders read local copies first, validate their directory, and fail in one clear line."""
+
+import numpy as np
+import pytest
+
+from probae import datasets
+
+
+def test_load_mnist_from_local_dir(data_dir):
+    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(data_dir)
+    assert x_train.shape == (60000, 28, 28, 1) and x_test.shape == (10000, 28, 28, 1)
+    assert x_train.dtype == np.float32 and 0.0 <= x_train.min() and x_train.max() == 1.0
+    assert y_train.shape == (60000,) and set(np.unique(y_test)) == set(range(10))
+    (flat, _), _ = datasets.load_mnist(data_dir, flatten=True)
+    assert flat.shape == (60000, 784)
+
+
+def test_load_binarized_mnist(data_dir):
+    train, valid, test = datasets.load_binarized_mnist(data_dir)
+    assert train.shape == (50000, 784) and valid.shape == (10000, 784) and test.shape == (10000, 784)
+    assert set(np.unique(test)) == {0.0, 1.0} and test.dtype == np.float32
+
+
+def test_load_fashion_mnist_partial_split_is_seeded(data_dir):
+    (xa, ya), (xt, yt) = datasets.load_fashion_mnist(data_dir)
+    (xb, yb), _ = datasets.load_fashion_mnist(data_dir)
+    assert xa.shape[1:] == (28, 28, 1) and len(xa) + len(xt) == 57230
+    assert abs(len(xt) / 57230 - 1 / 7) < 1e-3
+    np.testing.assert_array_equal(ya, yb)
+    assert 0.0 <= xa.min() and xa.max() <= 1.0
+
+
+def test_environment_variable_is_used(data_dir, monkeypatch):
+    monkeypatch.setenv("PROBAE_DATA_DIR", data_dir)
+    train, _, _ = datasets.load_binarized_mnist()
+    assert train.shape == (50000, 784)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="data_dir must be an existing directory"):
+        datasets.load_mnist(tmp_path / "nope")
+
+
+def test_no_local_copy_and_no_download_is_one_clear_line(tmp_path, monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(datasets.DatasetNotFoundError, match="PROBAE_DATA_DIR") as info:
+        datasets.load_mnist(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_digits_are_bundled():
+    (x, y), (xt, yt) = datasets.load_digits()
+    assert x.shape[1:] == (8, 8, 1) and len(x) + len(xt) == 1797
+    assert 0.0 <= x.min() and x.max() == 1.0
