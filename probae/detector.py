@@ -93,7 +93,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         method_: the score used.
         mean_, scale_: standardisation of the columns (zero and one where not applied).
         constant_columns_: boolean mask of the columns dropped as constant.
-        n_features_in_: number of columns (tabular) or prod of the image shape.
+        n_features_in_: ``X.shape[1]`` as scikit-learn defines it (columns; an image's
+            height).
     """
 
     def __init__(

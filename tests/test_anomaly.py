@@ -357,3 +357,14 @@ def test_sklearn_checks(estimator, check):
     if name not in SKLEARN_CHECKS:
         pytest.skip("run in benchmarks/sklearn_check_estimator.py (slow)")
     check(estimator)
+
+
+def test_images_get_a_conv_vae_with_bernoulli_decoder():
+    (x, y), _ = probae.datasets.load_digits()
+    x = x[y == 0][:60]
+    det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2).fit(x)
+    assert det.model_.encoder._arch == "conv"
+    assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
+    assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
+    s = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
+    np.testing.assert_allclose(s, det.score_samples(x[:5]), rtol=1e-6)
