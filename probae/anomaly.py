@@ -262,11 +262,10 @@ def anomaly_scores(
     dim = int(np.prod(model.event_shape))
     batch_size = max(1, min(batch_size, _MAX_ELEMENTS // (k * dim)))
     fn = _score_fn(model, method, k, bool(per_feature))
-    seed_tensor = tf.constant(
-        [0, 0] if seed is None else [seed % (2**31 - 1), 1], dtype=tf.int32
-    )
     if seed is None:
         seed_tensor = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    else:
+        seed_tensor = tf.constant([seed % (2**31 - 1), 1], dtype=tf.int32)
     out = []
     for start in range(0, len(x), batch_size):
         s = slice(start, start + batch_size)

@@ -29,8 +29,7 @@ COLUMN_TYPES = CONTINUOUS_TYPES + ("bernoulli", "categorical K (an int >= 2)")
 
 
 def _check_df(df):
-    df = check_positive_float(df, "df")
-    return df
+    return check_positive_float(df, "df")
 
 
 @keras.saving.register_keras_serializable(package="probae")
@@ -130,9 +129,7 @@ class Columnwise(tfd.Distribution):
 
     def _component_output(self, i, what):
         comp = self._components[i]
-        if isinstance(comp, tfd.Categorical):
-            if what == "mean":  # the most probable code: a categorical code has no mean
-                return tf.cast(comp.mode(), tf.float32)
+        if isinstance(comp, tfd.Categorical):  # a code has no mean: its most probable code
             return tf.cast(comp.mode(), tf.float32)
         return tf.cast(getattr(comp, what)(), tf.float32)
 
