@@ -368,3 +368,18 @@ def test_images_get_a_conv_vae_with_bernoulli_decoder():
     assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
     s = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
     np.testing.assert_allclose(s, det.score_samples(x[:5]), rtol=1e-6)
+
+
+def test_given_model_is_copied_not_modified(tmp_path):
+    model = probae.VAE((D,), 2, likelihood="gaussian", hidden_units=(8,))
+    before = [w.copy() for w in model.get_weights()]
+    det = probae.AnomalyDetector(model=model, epochs=1, num_samples=5)
+    assert clone(det).model is not model
+    det.fit(_data(40))
+    assert det.model_ is not model and det.model_.get_config()["decoder"] == model.get_config()["decoder"]
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    det.save(tmp_path / "d.zip")
+    loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
+    assert isinstance(loaded.model, probae.ProbabilisticAutoencoder)
+    np.testing.assert_allclose(loaded.score_samples(_data(5)), det.score_samples(_data(5)), rtol=1e-6)
