@@ -10,7 +10,13 @@ import os as _os
 # TFP imports tf_keras at import time; probae itself uses Keras 3 only.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import datasets, objectives  # noqa: E402
+from probae import callbacks, datasets, objectives  # noqa: E402
+from probae.corruption import (  # noqa: E402
+    Corruption,
+    GaussianNoise,
+    MaskingNoise,
+    SaltAndPepperNoise,
+)
 from probae.decoders import (  # noqa: E402
     BernoulliDecoder,
     ContinuousBernoulliDecoder,
@@ -20,8 +26,22 @@ from probae.decoders import (  # noqa: E402
 )
 from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
-from probae.presets import IWAE, VAE, Autoencoder, BetaVAE  # noqa: E402
-from probae.priors import MixtureOfGaussiansPrior, Prior, StandardNormalPrior  # noqa: E402
+from probae.penalties import CodePenalty, SparsityPenalty  # noqa: E402
+from probae.presets import (  # noqa: E402
+    IWAE,
+    VAE,
+    Autoencoder,
+    BetaVAE,
+    ConditionalVAE,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+)
+from probae.priors import (  # noqa: E402
+    MixtureOfGaussiansPrior,
+    Prior,
+    StandardNormalPrior,
+    VampPrior,
+)
 from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
 from probae.anomaly import anomaly_scores  # noqa: E402
 from probae.detector import AnomalyDetector  # noqa: E402
@@ -49,10 +69,21 @@ __all__ = [
     "Prior",
     "StandardNormalPrior",
     "MixtureOfGaussiansPrior",
+    "VampPrior",
+    "CodePenalty",
+    "SparsityPenalty",
+    "Corruption",
+    "GaussianNoise",
+    "MaskingNoise",
+    "SaltAndPepperNoise",
     "Autoencoder",
     "VAE",
     "BetaVAE",
     "IWAE",
+    "SparseAutoencoder",
+    "DenoisingAutoencoder",
+    "ConditionalVAE",
+    "callbacks",
     "datasets",
     "objectives",
     "StudentTDecoder",

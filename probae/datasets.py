@@ -26,6 +26,8 @@ __all__ = [
     "load_fashion_mnist",
     "load_digits",
     "resolve_data_dir",
+    "DATASETS",
+    "load_dataset",
 ]
 
 ENV_VAR = "PROBAE_DATA_DIR"
@@ -230,3 +232,34 @@ def load_digits(flatten=False, test_fraction=0.2, seed=0):
     test, train = order[:n_test], order[n_test:]
     shape = (-1, 64) if flatten else (-1, 8, 8, 1)
     return (x[train].reshape(shape), y[train]), (x[test].reshape(shape), y[test])
+
+
+DATASETS = ("mnist", "binarized_mnist", "fashion_mnist", "digits")
+
+
+def load_dataset(name, data_dir=None, flatten=False):
+    """Loads a dataset by name with one return layout (used by the examples and the CLI).
+
+    Args:
+        name: one of ``DATASETS``.
+        data_dir: local directory searched first (see the module doc); unused for digits.
+        flatten: return vectors instead of H x W x 1 images.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``; the labels are None for binarized_mnist
+        (its validation split is dropped).
+
+    Raises:
+        ValueError: unknown name.
+        DatasetNotFoundError: the file is neither local nor downloadable.
+    """
+    if name == "mnist":
+        return load_mnist(data_dir, flatten=flatten)
+    if name == "fashion_mnist":
+        return load_fashion_mnist(data_dir, flatten=flatten)
+    if name == "digits":
+        return load_digits(flatten=flatten)
+    if name == "binarized_mnist":
+        x_train, _, x_test = load_binarized_mnist(data_dir, flatten=flatten)
+        return (x_train, None), (x_test, None)
+    raise ValueError(f"name must be one of {DATASETS}. Received: name={name!r}")

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from probae import objectives, reliability
+from probae.corruption import get_corruption
 from probae._validation import (
     as_float_array,
     check_non_negative_float,
@@ -22,6 +23,7 @@ from probae._validation import (
 )
 from probae.decoders import Decoder
 from probae.encoders import Encoder
+from probae.penalties import get_penalty
 from probae.priors import Prior, StandardNormalPrior
 
 __all__ = ["ProbabilisticAutoencoder"]
@@ -68,7 +70,15 @@ class ProbabilisticAutoencoder(keras.Model):
             anneal it).
         num_samples: k, posterior samples per example in training.
         objective: "elbo" or "iwae".
-        free_bits: None or a minimum KL per latent dimension in nats (objective only).
+        free_bits: None or a minimum KL per latent dimension in nats (objective only;
+            objective="elbo" with a diagonal Gaussian encoder and prior).
+        penalty: None or a code penalty (for example ``probae.SparsityPenalty``)
+            subtracted from the objective; logged under its name (e.g. ``sparsity``).
+        corruption: None, a rate in [0, 1) (masking noise) or a ``probae`` corruption
+            (``GaussianNoise``, ``MaskingNoise``, ``SaltAndPepperNoise``) applied to the
+            encoder's input in training only; the likelihood is of the clean input.
+        gradient_estimator: "iwae" (default) or "dreg" (doubly reparameterised encoder
+            gradients, objective="iwae" only; Tucker et al. 2019).
         condition_shape: shape of a condition given to encoder and decoder (conditional
             models), or None.
         input_shape: shape of one example; when given the model is built at once.
@@ -92,6 +102,9 @@ class ProbabilisticAutoencoder(keras.Model):
         condition_shape=None,
         input_shape=None,
         seed=None,
+        penalty=None,
+        corruption=None,
+        gradient_estimator="iwae",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -119,6 +132,28 @@ class ProbabilisticAutoencoder(keras.Model):
                 f"KL weight). Received: beta={beta!r}"
             )
         self.objective = objective
+        self.penalty = get_penalty(penalty)
+        self.corruption = get_corruption(corruption)
+        if gradient_estimator not in objectives.GRADIENT_ESTIMATORS:
+            raise ValueError(
+                f"gradient_estimator must be one of {objectives.GRADIENT_ESTIMATORS}. "
+                f"Received: gradient_estimator={gradient_estimator!r}"
+            )
+        if gradient_estimator == "dreg" and objective != "iwae":
+            raise ValueError(
+                "gradient_estimator='dreg' needs objective='iwae'. "
+                f"Received: objective={objective!r}"
+            )
+        if gradient_estimator == "dreg" and getattr(prior, "uses_encoder", False):
+            raise ValueError(
+                "gradient_estimator='dreg' assumes a prior that does not depend on the "
+                f"encoder's parameters. Received: prior={type(prior).__name__}"
+            )
+        self.gradient_estimator = gradient_estimator
+        if free_bits is not None and objective != "elbo":
+            raise ValueError(
+                f"free_bits applies to objective='elbo' only. Received: objective={objective!r}"
+            )
         self.free_bits = None if free_bits is None else check_non_negative_float(free_bits, "free_bits")
         self.seed = check_seed(seed)
         self.condition_shape = None if condition_shape is None else check_shape(
@@ -134,6 +169,11 @@ class ProbabilisticAutoencoder(keras.Model):
                 part.condition_shape = self.condition_shape
             elif part.condition_shape is not None:
                 self.condition_shape = part.condition_shape
+        if self.condition_shape is not None and getattr(prior, "uses_encoder", False):
+            raise ValueError(
+                f"prior={type(prior).__name__} runs the encoder on unconditioned pseudo-inputs "
+                "and cannot be used with a conditional model (condition_shape is set)."
+            )
         self.encoder = encoder
         self.decoder = decoder
         self.prior = prior if prior is not None else StandardNormalPrior()
@@ -141,7 +181,8 @@ class ProbabilisticAutoencoder(keras.Model):
             check_non_negative_float(beta, "beta"), trainable=False, name="beta", dtype="float32"
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
-        self._trackers = [keras.metrics.Mean(name=n) for n in METRIC_NAMES]
+        names = METRIC_NAMES + ((self.penalty.name,) if self.penalty is not None else ())
+        self._trackers = [keras.metrics.Mean(name=n) for n in names]
         object.__setattr__(self, "_compiled_fns", {})
         self.event_shape = None
         if input_shape is not None:
@@ -162,6 +203,7 @@ class ProbabilisticAutoencoder(keras.Model):
         self.decoder.set_event_shape(event_shape)
         if not self.decoder.built:
             self.decoder.build((None, latent_dim))
+        self.prior.set_data_shape(event_shape)
         if not self.prior.built:
             self.prior.build((None, latent_dim))
         self.built = True
@@ -196,7 +238,9 @@ class ProbabilisticAutoencoder(keras.Model):
         return lambda z: self.decoder(z, condition=condition, training=training)
 
     def _encoder_input(self, x, seed, training):
-        """The encoder's input: x itself (a hook for input corruption in training)."""
+        """The encoder's input: x, corrupted in training when the model has a corruption."""
+        if training and self.corruption is not None:
+            return self.corruption(x, seed)
         return x
 
     def compute_terms(self, x, condition=None, seed=None, training=False, num_samples=None):
@@ -212,17 +256,27 @@ class ProbabilisticAutoencoder(keras.Model):
         prior = self.prior.distribution(self.encoder)
         decode = self._decode_fn(condition, k, training)
         if self.objective == "iwae":
-            return objectives.iwae_bound(x, posterior, decode, prior, k, seed)
-        return objectives.elbo(
-            x,
-            posterior,
-            decode,
-            prior,
-            beta=tf.convert_to_tensor(self.beta_variable),
-            num_samples=k,
-            seed=seed,
-            free_bits=self.free_bits,
-        )
+            terms = objectives.iwae_bound(
+                x, posterior, decode, prior, k, seed, gradient_estimator=self.gradient_estimator
+            )
+        else:
+            terms = objectives.elbo(
+                x,
+                posterior,
+                decode,
+                prior,
+                beta=tf.convert_to_tensor(self.beta_variable),
+                num_samples=k,
+                seed=seed,
+                free_bits=self.free_bits,
+            )
+        if self.penalty is not None:
+            penalty = self.penalty(posterior.mean())
+            terms["penalty"] = penalty
+            for key in ("objective", "encoder_objective"):
+                if key in terms:
+                    terms[key] = terms[key] - penalty
+        return terms
 
     def call(self, inputs, training=None):
         """Returns p(x|z) for z drawn from q(z|x) in training, z = E[q(z|x)] otherwise.
@@ -275,18 +329,34 @@ class ProbabilisticAutoencoder(keras.Model):
             "reconstruction": terms["reconstruction"],
             "kl": terms["kl"],
         }
+        if self.penalty is not None:
+            values[self.penalty.name] = terms["penalty"]
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name], sample_weight=sample_weight)
         return {t.name: t.result() for t in self._trackers}
 
     def train_step(self, data):
         x, condition, sample_weight = self._unpack(data)
-        with tf.GradientTape() as tape:
+        dreg = self.gradient_estimator == "dreg"
+        with tf.GradientTape(persistent=dreg) as tape:
             terms = self.compute_terms(x, condition, seed=self._next_seed(), training=True)
             loss, per_example_loss = self._loss_and_metrics(terms, sample_weight)
             scaled = self.optimizer.scale_loss(loss)
+            if dreg:
+                encoder_loss, _ = self._loss_and_metrics(
+                    {"objective": terms["encoder_objective"]}, sample_weight
+                )
+                encoder_scaled = self.optimizer.scale_loss(encoder_loss)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
+        if dreg:
+            # The encoder's gradient is DReG's; the decoder's and prior's stay IWAE's.
+            encoder_vars = self.encoder.trainable_variables
+            encoder_grads = dict(
+                zip((id(v) for v in encoder_vars), tape.gradient(encoder_scaled, encoder_vars))
+            )
+            grads = [encoder_grads.get(id(v), g) for v, g in zip(variables, grads)]
+            del tape
         self.optimizer.apply(grads, variables)
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
@@ -657,6 +727,11 @@ class ProbabilisticAutoencoder(keras.Model):
             "condition_shape": None if self.condition_shape is None else list(self.condition_shape),
             "input_shape": None if self.event_shape is None else list(self.event_shape),
             "seed": self.seed,
+            "penalty": None if self.penalty is None else keras.saving.serialize_keras_object(self.penalty),
+            "corruption": (
+                None if self.corruption is None else keras.saving.serialize_keras_object(self.corruption)
+            ),
+            "gradient_estimator": self.gradient_estimator,
         }
 
     @classmethod

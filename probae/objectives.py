@@ -19,6 +19,7 @@ tfd = tfp.distributions
 
 __all__ = [
     "kl_divergence",
+    "kl_per_dimension",
     "sample_log_likelihoods",
     "elbo",
     "iwae_bound",
@@ -98,7 +99,9 @@ def elbo(x, posterior, decode, prior, beta=1.0, num_samples=1, seed=None, free_b
         seed: stateless seed or None.
         free_bits: None, or a minimum KL per latent dimension (nats) applied to the
             objective only (Kingma et al. 2016): dimensions whose batch-mean KL is below
-            it are not pushed further down. Needs a factorised closed-form KL.
+            it are not pushed further down by the KL term (their KL is not held above
+            the floor: the objective is only flat below it). Needs a diagonal Gaussian
+            posterior and prior (raises ValueError otherwise).
 
     Returns:
         A dict of ``[batch]`` tensors: ``elbo`` (reconstruction - kl), ``reconstruction``
@@ -123,32 +126,67 @@ def elbo(x, posterior, decode, prior, beta=1.0, num_samples=1, seed=None, free_b
     }
 
 
+def kl_per_dimension(posterior, prior):
+    """KL(q(z_j|x) || p(z_j)) per example and latent dimension, ``[batch, latent_dim]``.
+
+    Exact for a diagonal Gaussian posterior and a diagonal Gaussian prior (whose KL is the
+    sum of these terms); other pairs have no per-dimension split and raise.
+
+    Raises:
+        ValueError: the posterior or the prior is not a ``tfd.MultivariateNormalDiag``.
+    """
+    for role, dist in (("posterior", posterior), ("prior", prior)):
+        if not isinstance(dist, tfd.MultivariateNormalDiag):
+            raise ValueError(
+                "The KL per latent dimension (free bits) needs a diagonal Gaussian posterior "
+                "and a diagonal Gaussian prior (for example probae.GaussianEncoder with "
+                f"probae.StandardNormalPrior). Received: a {role} of type {type(dist).__name__}"
+            )
+    q = tfd.Normal(posterior.mean(), posterior.stddev())
+    p = tfd.Normal(prior.mean(), prior.stddev())
+    return tfd.kl_divergence(q, p)
+
+
 def _free_bits_kl(posterior, prior, kl, free_bits):
-    """Per-example KL whose per-dimension batch means are clamped below at ``free_bits``."""
-    try:
-        q = tfd.Normal(posterior.mean(), posterior.stddev())
-        p = tfd.Normal(prior.mean(), prior.stddev())
-        kl_dims = tfd.kl_divergence(q, p)  # [batch, latent_dim]
-    except NotImplementedError:
-        raise ValueError("free_bits needs a Gaussian posterior and a Gaussian prior.") from None
+    """Per-example KL whose per-dimension batch means are clamped below at ``free_bits``.
+
+    The batch mean of the result is sum_j max(free_bits, mean_batch KL_j). A dimension
+    below the floor contributes a constant (no gradient): the KL term stops pushing it
+    down, which does not by itself keep its KL above the floor.
+    """
+    kl_dims = kl_per_dimension(posterior, prior)  # [batch, latent_dim]
     mean_dims = tf.reduce_mean(kl_dims, axis=0, keepdims=True)
     # Dimensions above the floor keep their gradient; those below contribute a constant.
     clamped = tf.where(mean_dims < free_bits, tf.stop_gradient(kl_dims) * 0 + free_bits, kl_dims)
     return tf.reduce_sum(clamped, axis=-1)
 
 
-def log_weights(x, posterior, decode, prior, num_samples, seed=None):
+def _stop_parameters(distribution):
+    """The same distribution with gradients stopped at its (tensor) parameters."""
+    params = {k: tf.stop_gradient(v) for k, v in distribution.parameters.items() if tf.is_tensor(v)}
+    return distribution.copy(**params)
+
+
+def log_weights(x, posterior, decode, prior, num_samples, seed=None, stop_posterior_gradient=False):
     """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x), shape ``[k, batch]``.
 
     Also returns log p(x|z_k) so callers can report the reconstruction term from the same
     samples: ``(log_w, log_px_z, z)``.
+
+    With ``stop_posterior_gradient`` the term log q(z_k|x) is evaluated with the
+    posterior's parameters held constant, so the encoder's gradient reaches log_w only
+    through the reparameterised z_k (the path derivative used by DReG).
     """
     z, log_px_z = sample_log_likelihoods(x, posterior, decode, num_samples, seed)
-    log_w = log_px_z + prior.log_prob(z) - posterior.log_prob(z)
+    q = _stop_parameters(posterior) if stop_posterior_gradient else posterior
+    log_w = log_px_z + prior.log_prob(z) - q.log_prob(z)
     return log_w, log_px_z, z
 
 
-def iwae_bound(x, posterior, decode, prior, num_samples, seed=None):
+GRADIENT_ESTIMATORS = ("iwae", "dreg")
+
+
+def iwae_bound(x, posterior, decode, prior, num_samples, seed=None, gradient_estimator="iwae"):
     """The importance-weighted bound, per example.
 
     IWAE_k(x) = E[log (1/k) sum_k p(x, z_k) / q(z_k|x)], with ELBO = IWAE_1 <= IWAE_k <=
@@ -159,23 +197,47 @@ def iwae_bound(x, posterior, decode, prior, num_samples, seed=None):
         x, posterior, decode, prior: as in ``elbo`` (a prior is required).
         num_samples: k.
         seed: stateless seed or None.
+        gradient_estimator: "iwae" (the gradient of the bound's estimate, Burda et al.) or
+            "dreg" (doubly reparameterised, Tucker et al.): the value of every term is
+            the same; with "dreg" the dict also holds ``encoder_objective``, a surrogate
+            whose gradient with respect to the encoder's parameters (and only those) is
+            the DReG estimator sum_k w~_k^2 d log w_k / d z_k d z_k / d phi, with
+            w~ = softmax(log w) held constant. It is unbiased for the gradient of IWAE_k
+            and, unlike the IWAE estimator, its signal-to-noise ratio does not fall as k
+            grows. The decoder's and the prior's gradients come from ``objective`` as for
+            "iwae"; DReG assumes the prior does not depend on the encoder's parameters.
 
     Returns:
         A dict of ``[batch]`` tensors: ``iwae`` (the bound, also ``objective``), and the
-        k-sample Monte Carlo ``elbo``, ``reconstruction`` and ``kl`` from the same samples.
+        k-sample Monte Carlo ``elbo``, ``reconstruction`` and ``kl`` from the same samples
+        (plus ``encoder_objective`` with ``gradient_estimator="dreg"``).
 
-    References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders.
+    References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders;
+    Tucker, Lawson, Gu and Maddison 2019, Doubly reparameterized gradient estimators for
+    Monte Carlo objectives.
     """
     if prior is None:
         raise ValueError("iwae_bound needs a prior. Received: prior=None")
-    log_w, log_px_z, _ = log_weights(x, posterior, decode, prior, num_samples, seed)
+    if gradient_estimator not in GRADIENT_ESTIMATORS:
+        raise ValueError(
+            f"gradient_estimator must be one of {GRADIENT_ESTIMATORS}. "
+            f"Received: gradient_estimator={gradient_estimator!r}"
+        )
+    dreg = gradient_estimator == "dreg"
+    log_w, log_px_z, _ = log_weights(
+        x, posterior, decode, prior, num_samples, seed, stop_posterior_gradient=dreg
+    )
     bound = tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
     reconstruction = tf.reduce_mean(log_px_z, axis=0)
     mc_elbo = tf.reduce_mean(log_w, axis=0)
-    return {
+    terms = {
         "iwae": bound,
         "objective": bound,
         "elbo": mc_elbo,
         "reconstruction": reconstruction,
         "kl": reconstruction - mc_elbo,
     }
+    if dreg:
+        weights = tf.stop_gradient(tf.nn.softmax(log_w, axis=0))
+        terms["encoder_objective"] = tf.reduce_sum(tf.square(weights) * log_w, axis=0)
+    return terms

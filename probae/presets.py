@@ -7,6 +7,7 @@ for H x W x C images) unless ``encoder_network`` / ``decoder_network`` are given
 """
 
 from probae._validation import check_positive_int, check_shape
+from probae.corruption import get_corruption
 from probae.decoders import (
     BernoulliDecoder,
     ContinuousBernoulliDecoder,
@@ -16,8 +17,19 @@ from probae.decoders import (
 )
 from probae.encoders import DeterministicEncoder, GaussianEncoder
 from probae.model import ProbabilisticAutoencoder
+from probae.penalties import SparsityPenalty
 
-__all__ = ["Autoencoder", "VAE", "BetaVAE", "IWAE", "LIKELIHOODS", "make_decoder"]
+__all__ = [
+    "Autoencoder",
+    "VAE",
+    "BetaVAE",
+    "IWAE",
+    "SparseAutoencoder",
+    "DenoisingAutoencoder",
+    "ConditionalVAE",
+    "LIKELIHOODS",
+    "make_decoder",
+]
 
 LIKELIHOODS = {
     "bernoulli": BernoulliDecoder,
@@ -211,8 +223,118 @@ def IWAE(input_shape, latent_dim, num_samples=5, name="iwae", **kwargs):
     """An importance-weighted autoencoder: the VAE's networks trained on the k-sample
     bound log (1/k) sum_k p(x, z_k) / q(z_k|x), tighter than the ELBO for k > 1.
 
-    Args: as ``VAE``; ``num_samples`` is k (default 5).
+    Args: as ``VAE``; ``num_samples`` is k (default 5). ``gradient_estimator="dreg"``
+    trains the encoder with the doubly reparameterised gradient (Tucker et al. 2019),
+    unbiased like the default and with a signal-to-noise ratio that does not decay in k.
 
-    References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders.
+    References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders;
+    Tucker, Lawson, Gu and Maddison 2019, Doubly reparameterized gradient estimators for
+    Monte Carlo objectives.
     """
     return VAE(input_shape, latent_dim, num_samples=num_samples, objective="iwae", name=name, **kwargs)
+
+
+def SparseAutoencoder(
+    input_shape,
+    latent_dim,
+    sparsity=0.05,
+    kl_weight=1.0,
+    l1_weight=0.0,
+    name="sparse_autoencoder",
+    **kwargs,
+):
+    """A sparse autoencoder: the deterministic autoencoder with sigmoid codes and a
+    sparsity penalty on them.
+
+    Maximises the reconstruction log-likelihood minus ``probae.SparsityPenalty``:
+
+        log p(x|h) - kl_weight * sum_j KL(rho || rho_hat_j) - l1_weight * sum_j |h_j|,
+
+    with h = sigmoid(f(x)) the code, rho = ``sparsity`` the target activation rate and
+    rho_hat_j the batch-mean activation of unit j. ``fit`` logs the penalty as the metric
+    ``sparsity``.
+
+    Args:
+        input_shape: shape of one example.
+        latent_dim: number of code units.
+        sparsity: rho, the target mean activation, in (0, 1).
+        kl_weight: weight of the KL-divergence sparsity term (>= 0).
+        l1_weight: weight of the L1 activity term (>= 0).
+        name: the model's name.
+        **kwargs: passed to ``Autoencoder`` (likelihood, networks, corruption, ...).
+
+    Returns:
+        A built ``ProbabilisticAutoencoder``.
+
+    Raises:
+        ValueError: ``sparsity`` outside (0, 1) or a negative weight.
+
+    References: Ng 2011, Sparse autoencoder (CS294A lecture notes).
+    """
+    penalty = SparsityPenalty(sparsity, kl_weight=kl_weight, l1_weight=l1_weight)
+    if "code_activation" in kwargs and kwargs["code_activation"] != "sigmoid":
+        raise ValueError(
+            "code_activation must be 'sigmoid' for the sparse autoencoder (the KL sparsity "
+            f"penalty needs codes in (0, 1)). Received: code_activation={kwargs['code_activation']!r}"
+        )
+    kwargs["code_activation"] = "sigmoid"
+    return Autoencoder(input_shape, latent_dim, penalty=penalty, name=name, **kwargs)
+
+
+def DenoisingAutoencoder(input_shape, latent_dim, corruption=0.25, name="denoising_autoencoder", **kwargs):
+    """A denoising autoencoder: the deterministic autoencoder trained to reconstruct the
+    clean x from a corrupted copy x~ ~ C(x~|x).
+
+    Maximises E_C[log p(x | f(x~))]: the corruption is applied to the encoder's input in
+    training only; the likelihood is of the clean input. The same ``corruption=`` option
+    works on any model (``probae.VAE(..., corruption=0.3)`` is a denoising VAE, which
+    maximises the denoising ELBO of Im et al. 2017).
+
+    Args:
+        input_shape: shape of one example.
+        latent_dim: size of the code.
+        corruption: a rate in [0, 1) (masking noise: each input set to 0 with that
+            probability) or a corruption: ``probae.MaskingNoise(rate)``,
+            ``probae.SaltAndPepperNoise(rate)``, ``probae.GaussianNoise(stddev)``.
+        name: the model's name.
+        **kwargs: passed to ``Autoencoder``.
+
+    Returns:
+        A built ``ProbabilisticAutoencoder``.
+
+    Raises:
+        ValueError: a rate outside [0, 1).
+
+    References: Vincent, Larochelle, Bengio and Manzagol 2008, Extracting and composing
+    robust features with denoising autoencoders; Im, Ahn, Memisevic and Bengio 2017,
+    Denoising criterion for variational auto-encoding framework.
+    """
+    return Autoencoder(input_shape, latent_dim, corruption=get_corruption(corruption), name=name, **kwargs)
+
+
+def ConditionalVAE(input_shape, latent_dim, condition_shape, name="conditional_vae", **kwargs):
+    """A conditional VAE: encoder q(z|x, c) and decoder p(x|z, c) both take a condition c
+    (a one-hot label or any continuous vector); the prior is N(0, I).
+
+    Maximises the conditional ELBO E_q[log p(x|z, c)] - KL(q(z|x, c) || p(z)) <=
+    log p(x|c). Train with ``fit(x, c)`` or ``fit((x, c))``; ``sample(n, condition=c)``,
+    ``elbo(x, condition=c)``, ``log_likelihood(x, condition=c)``, ``encode`` and
+    ``reconstruct`` take the condition too (one row per example; ``sample`` also accepts
+    a single condition for all n).
+
+    Args:
+        input_shape: shape of one example.
+        latent_dim: size of the code.
+        condition_shape: shape of one condition (for example (10,) for one-hot digits).
+        name: the model's name.
+        **kwargs: passed to ``VAE`` (likelihood, beta, networks, ...).
+
+    Returns:
+        A built ``ProbabilisticAutoencoder``.
+
+    References: Sohn, Lee and Yan 2015, Learning structured output representation using
+    deep conditional generative models; Kingma et al. 2014, Semi-supervised learning with
+    deep generative models (the M2 model's conditional decoder).
+    """
+    condition_shape = check_shape(condition_shape, "condition_shape")
+    return VAE(input_shape, latent_dim, condition_shape=condition_shape, name=name, **kwargs)

@@ -7,14 +7,15 @@ would be frozen to a constant).
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from probae._validation import check_positive_float, check_positive_int
+from probae._validation import check_positive_float, check_positive_int, check_shape
 
 tfd = tfp.distributions
 
-__all__ = ["Prior", "StandardNormalPrior", "MixtureOfGaussiansPrior"]
+__all__ = ["Prior", "StandardNormalPrior", "MixtureOfGaussiansPrior", "VampPrior"]
 
 
 class Prior(keras.layers.Layer):
@@ -24,9 +25,16 @@ class Prior(keras.layers.Layer):
         latent_dim: size of the code; None lets the model set it from the encoder.
     """
 
+    # Whether ``distribution(encoder)`` depends on the encoder's parameters (VampPrior).
+    uses_encoder = False
+
     def __init__(self, latent_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = None if latent_dim is None else check_positive_int(latent_dim, "latent_dim")
+
+    def set_data_shape(self, data_shape):
+        """Told the shape of one example by the model before ``build`` (a hook for priors
+        defined in data space, such as the VampPrior); ignored by default."""
 
     def build(self, input_shape):
         latent_dim = int(input_shape[-1])
@@ -112,4 +120,138 @@ class MixtureOfGaussiansPrior(Prior):
     def get_config(self):
         config = super().get_config()
         config.update(num_components=self.num_components, min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class VampPrior(Prior):
+    """The variational mixture of posteriors prior:
+    p(z) = (1/K) sum_k q(z | u_k), with K learned pseudo-inputs u_k in data space.
+
+    The prior is the encoder's own posterior at the pseudo-inputs, so it is learned jointly
+    with the encoder (``distribution(encoder)`` runs the encoder on the u_k). Its KL term
+    has no closed form: the model uses a Monte Carlo estimate (unbiased for the KL).
+    It cannot be used with conditional models (the pseudo-inputs carry no condition) nor
+    with ``gradient_estimator="dreg"`` (it depends on the encoder's parameters).
+
+    Args:
+        num_pseudo_inputs: K, the number of pseudo-inputs (mixture components).
+        latent_dim: size of the code (None: set by the model).
+        data_shape: shape of one example (None: set by the model from the data).
+        pseudo_input_mean, pseudo_input_stddev: the pseudo-inputs' initial values are
+            drawn from N(mean, stddev^2) (Tomczak and Welling use 0.05 and 0.01 on
+            MNIST); call ``initialize_from(x)`` to start them at data examples instead.
+        pseudo_input_range: None, or ``(low, high)`` to clip the pseudo-inputs to the
+            data's range (for example (0, 1) for images; the paper's hard tanh).
+
+    References: Tomczak and Welling 2018, VAE with a VampPrior.
+    """
+
+    uses_encoder = True
+
+    def __init__(
+        self,
+        num_pseudo_inputs=500,
+        latent_dim=None,
+        data_shape=None,
+        pseudo_input_mean=0.05,
+        pseudo_input_stddev=0.01,
+        pseudo_input_range=None,
+        **kwargs,
+    ):
+        self.num_pseudo_inputs = check_positive_int(num_pseudo_inputs, "num_pseudo_inputs")
+        if isinstance(pseudo_input_mean, bool) or not isinstance(pseudo_input_mean, (int, float)):
+            raise TypeError(
+                f"pseudo_input_mean must be a number. Received: pseudo_input_mean={pseudo_input_mean!r}"
+            )
+        self.pseudo_input_mean = float(pseudo_input_mean)
+        self.pseudo_input_stddev = check_positive_float(pseudo_input_stddev, "pseudo_input_stddev")
+        if pseudo_input_range is not None:
+            try:
+                low, high = (float(v) for v in pseudo_input_range)
+            except (TypeError, ValueError):
+                low = high = None
+            if low is None or not low < high:
+                raise ValueError(
+                    "pseudo_input_range must be None or a pair (low, high) with low < high. "
+                    f"Received: pseudo_input_range={pseudo_input_range!r}"
+                )
+            pseudo_input_range = (low, high)
+        self.pseudo_input_range = pseudo_input_range
+        super().__init__(latent_dim=latent_dim, **kwargs)
+        self.data_shape = None if data_shape is None else check_shape(data_shape, "data_shape")
+
+    def set_data_shape(self, data_shape):
+        data_shape = check_shape(data_shape, "data_shape")
+        if self.data_shape is not None and self.data_shape != data_shape:
+            raise ValueError(
+                f"The VampPrior was made for examples of shape {self.data_shape}, but the data "
+                f"has examples of shape {data_shape}."
+            )
+        self.data_shape = data_shape
+
+    def _build_variables(self):
+        if self.data_shape is None:
+            raise ValueError(
+                "The VampPrior's data_shape is unknown: pass data_shape=... or use it inside "
+                "a ProbabilisticAutoencoder, which sets it from the data."
+            )
+        self.pseudo_inputs = self.add_weight(
+            name="pseudo_inputs",
+            shape=(self.num_pseudo_inputs, *self.data_shape),
+            initializer=keras.initializers.RandomNormal(
+                mean=self.pseudo_input_mean, stddev=self.pseudo_input_stddev
+            ),
+        )
+
+    def initialize_from(self, x, seed=None):
+        """Sets the pseudo-inputs to K examples drawn without replacement from x.
+
+        Args:
+            x: data ``[n, *data_shape]`` with n >= K.
+            seed: int seed of the draw, or None.
+        """
+        x = np.asarray(x, dtype="float32")
+        if not self.built or x.ndim != 1 + len(self.data_shape) or x.shape[1:] != self.data_shape:
+            raise ValueError(
+                f"x must have shape (n, {', '.join(map(str, self.data_shape or ()))}) and the "
+                f"prior must be built. Received: x with shape {x.shape}"
+            )
+        if len(x) < self.num_pseudo_inputs:
+            raise ValueError(
+                f"x must hold at least num_pseudo_inputs={self.num_pseudo_inputs} examples. "
+                f"Received: {len(x)}"
+            )
+        idx = np.random.default_rng(seed).choice(len(x), self.num_pseudo_inputs, replace=False)
+        self.pseudo_inputs.assign(x[idx])
+
+    def _inputs(self):
+        u = tf.convert_to_tensor(self.pseudo_inputs)
+        if self.pseudo_input_range is not None:
+            u = tf.clip_by_value(u, *self.pseudo_input_range)
+        return u
+
+    def distribution(self, encoder=None):
+        if encoder is None:
+            raise ValueError("The VampPrior needs the model's encoder: call distribution(encoder).")
+        if getattr(encoder, "condition_shape", None) is not None:
+            raise ValueError(
+                "The VampPrior cannot be used with a conditional encoder (its pseudo-inputs "
+                f"have no condition). Received: an encoder with condition_shape={encoder.condition_shape}"
+            )
+        components = encoder(self._inputs(), training=False)
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=tf.zeros([self.num_pseudo_inputs])),
+            components_distribution=components,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_pseudo_inputs=self.num_pseudo_inputs,
+            data_shape=None if self.data_shape is None else list(self.data_shape),
+            pseudo_input_mean=self.pseudo_input_mean,
+            pseudo_input_stddev=self.pseudo_input_stddev,
+            pseudo_input_range=None if self.pseudo_input_range is None else list(self.pseudo_input_range),
+        )
         return config

@@ -1,0 +1,470 @@
+"""The ``probae`` command line: train, evaluate, score and sample.
+
+    probae train vae mnist --epochs 10 --out runs/vae      # model.keras, metrics.json, PNGs
+    probae train vae mnist --epochs 10 --out runs/vae --resume   # after an interruption
+    probae evaluate runs/vae/model.keras mnist              # log p(x), bits/dim, ELBO parts
+    probae score runs/vae/model.keras data.csv --out scores.csv
+    probae sample runs/vae/model.keras --n 64 --out samples.png
+
+Data is a dataset name (mnist, binarized_mnist, fashion_mnist, digits) or a .npy, .npz
+(array ``x`` or ``X``, optional labels ``y``) or .csv file (one example per row, an
+optional header). Mistakes in the input (a missing file, an unknown preset, data of the
+wrong shape) end with exit code 2 and a one-line message.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "PRESETS"]
+
+# Preset names accepted by ``probae train``; each maps to a factory of ``probae.presets``.
+PRESETS = {
+    "autoencoder": "Autoencoder",
+    "vae": "VAE",
+    "beta_vae": "BetaVAE",
+    "iwae": "IWAE",
+}
+
+_EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A mistake in the user's input; reported in one line with exit code 2."""
+
+
+# ---------------------------------------------------------------------- data
+def _read_file(path):
+    """Returns (x, y or None) from a .npy, .npz or .csv file."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npy":
+        return np.load(path, allow_pickle=False), None
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            keys = list(f.keys())
+            x_key = next((k for k in ("x", "X", "x_test", "data") if k in keys), None)
+            if x_key is None:
+                if len(keys) != 1:
+                    raise CommandError(
+                        f"{path} must hold an array named x or X (labels optional as y). "
+                        f"Found: {keys}"
+                    )
+                x_key = keys[0]
+            y = f["y"] if "y" in keys else None
+            return f[x_key], y
+    if ext == ".csv":
+        try:
+            x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+        except ValueError:
+            try:
+                x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2, skiprows=1)
+            except ValueError as err:
+                raise CommandError(f"{path} must hold numbers separated by commas: {err}") from None
+        return x, None
+    raise CommandError(f"data file must end in .npy, .npz or .csv. Received: {path}")
+
+
+def _as_examples(x, source):
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise CommandError(f"{source} must hold numbers. Received an array of dtype {x.dtype}")
+    if x.ndim == 1:
+        raise CommandError(
+            f"{source} must hold one example per row (2 or more dimensions). Received shape "
+            f"{x.shape}"
+        )
+    x = x.astype(np.float32)
+    top = x.max(initial=0.0)
+    if x.ndim >= 3 and 1.0 < top <= 255.0 and np.all(x == np.round(x)):
+        x = x / 255.0  # 0-255 images
+    return x
+
+
+def load_data(spec, data_dir=None, split="train", binarize=False, max_examples=None, seed=0):
+    """Loads ``spec`` (a dataset name or a file) for a command.
+
+    Args:
+        spec: a name of ``probae.datasets.DATASETS`` or a path to a .npy/.npz/.csv file.
+        data_dir: local dataset directory.
+        split: "train" returns ``(x_train, x_test, y_test)`` (a file is split 90/10 with
+            ``seed``); "test" returns ``(x, y)``, the test split of a named dataset or the
+            whole file.
+        binarize: threshold the values at 0.5.
+        max_examples: keep at most this many examples of each part.
+        seed: seed of a file's split.
+
+    Raises:
+        CommandError: unknown name or unreadable file.
+        FileNotFoundError: a file that does not exist.
+    """
+    from probae import datasets
+
+    if spec in datasets.DATASETS:
+        (x_train, _), (x_test, y_test) = datasets.load_dataset(spec, data_dir)
+    elif os.path.splitext(spec)[1] or os.sep in spec:
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"data file not found: {spec}")
+        x, y = _read_file(spec)
+        x = _as_examples(x, spec)
+        if split == "test":
+            x_train, x_test, y_test = None, x, y
+        else:
+            order = np.random.default_rng(seed).permutation(len(x))
+            n_test = max(1, len(x) // 10) if len(x) > 1 else 0
+            x_train, x_test = x[order[n_test:]], x[order[:n_test]]
+            y_test = None if y is None else np.asarray(y)[order[:n_test]]
+    else:
+        raise CommandError(
+            f"data must be one of {datasets.DATASETS} or a .npy/.npz/.csv file. Received: {spec!r}"
+        )
+
+    def prep(a):
+        if a is None:
+            return None
+        a = a[:max_examples]
+        return (a > 0.5).astype(np.float32) if binarize else a
+
+    y_test = None if y_test is None else np.asarray(y_test)[:max_examples]
+    if split == "test":
+        return prep(x_test), y_test
+    return prep(x_train), prep(x_test), y_test
+
+
+def _match_model(x, model, source):
+    """Reshapes x to the model's example shape when the sizes agree, else raises."""
+    shape = tuple(model.event_shape)
+    if tuple(x.shape[1:]) == shape:
+        return x
+    if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+        return x.reshape(len(x), *shape)
+    raise CommandError(
+        f"{source} has examples of shape {tuple(x.shape[1:])} but the model expects {shape}"
+    )
+
+
+def _is_image(shape):
+    shape = tuple(shape)
+    if len(shape) == 3 and shape[-1] in (1, 3):
+        return True
+    if len(shape) == 2:
+        return True
+    # Flat vectors count as images when square and not tiny (tabular data rarely is both).
+    return len(shape) == 1 and shape[0] >= 64 and math.isqrt(shape[0]) ** 2 == shape[0]
+
+
+# ---------------------------------------------------------------------- models
+def _load_model(path):
+    """Loads a saved model (``probae.load_model``: safe mode, clear errors)."""
+    import probae
+
+    return probae.load_model(path)
+
+
+def _build_model(spec, input_shape, args):
+    """A model from a preset name or a config JSON (a preset with options, or a saved
+    Keras model config as written by ``probae train`` in config.json)."""
+    import keras
+
+    from probae import presets
+
+    if spec in PRESETS:
+        factory = getattr(presets, PRESETS[spec])
+        options = {}
+    elif spec.endswith(".json") or os.sep in spec:
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"config file not found: {spec}")
+        with open(spec) as f:
+            try:
+                config = json.load(f)
+            except json.JSONDecodeError as err:
+                raise CommandError(f"{spec} is not valid JSON: {err}") from None
+        if isinstance(config, dict) and "class_name" in config:
+            model = keras.saving.deserialize_keras_object(config)
+            if model.event_shape is not None and tuple(model.event_shape) != tuple(input_shape):
+                raise CommandError(
+                    f"the data has examples of shape {tuple(input_shape)} but the config in "
+                    f"{spec} expects {tuple(model.event_shape)}"
+                )
+            if not model.built:
+                model.build((None, *input_shape))
+            return model
+        if not isinstance(config, dict) or config.get("preset") not in PRESETS:
+            raise CommandError(
+                f"{spec} must be a saved model config or {{\"preset\": one of "
+                f"{tuple(PRESETS)}, ...options}}. Received preset="
+                f"{config.get('preset') if isinstance(config, dict) else config!r}"
+            )
+        options = dict(config)
+        factory = getattr(presets, PRESETS[options.pop("preset")])
+    else:
+        raise CommandError(
+            f"unknown preset {spec!r}: use one of {tuple(PRESETS)} or a config .json file"
+        )
+    options.setdefault("latent_dim", args.latent_dim)
+    options.setdefault("architecture", args.architecture)
+    if args.likelihood is not None:
+        options["likelihood"] = args.likelihood
+    if args.beta is not None:
+        options["beta"] = args.beta
+    options.setdefault("hidden_units", (256, 128))
+    try:
+        return factory(input_shape, **options)
+    except TypeError as err:
+        raise CommandError(f"invalid options for preset {spec!r}: {err}") from None
+
+
+def _default_likelihood(x):
+    return "bernoulli" if float(x.min()) >= 0.0 and float(x.max()) <= 1.0 else "gaussian"
+
+
+def _evaluate(model, x, num_samples, verbose):
+    terms = model.elbo(x, return_terms=True, seed=0)
+    ll = model.log_likelihood(x, num_samples=num_samples, seed=0, verbose=verbose)
+    dims = int(np.prod(model.event_shape))
+    mean_ll = float(np.mean(ll))
+    return {
+        "examples": int(len(x)),
+        "log_likelihood": mean_ll,
+        "bits_per_dim": -mean_ll / (dims * math.log(2.0)),
+        "num_samples": int(num_samples),
+        "elbo": float(np.mean(terms["elbo"])),
+        "reconstruction": float(np.mean(terms["reconstruction"])),
+        "kl": float(np.mean(terms["kl"])),
+    }
+
+
+def _save_plots(model, x_test, y_test, history, out):
+    from probae import plotting
+
+    files = []
+    if history is not None and history.history.get("loss"):
+        plotting.plot_history(history, path=os.path.join(out, "training.png"))
+        files.append("training.png")
+    if _is_image(model.event_shape):
+        n = min(10, len(x_test))
+        plotting.plot_reconstructions(
+            x_test[:n], model.reconstruct(x_test[:n]), path=os.path.join(out, "reconstructions.png")
+        )
+        plotting.plot_samples(model, n=32, ncols=8, path=os.path.join(out, "samples.png"))
+        files += ["reconstructions.png", "samples.png"]
+        if model.latent_dim == 2:
+            plotting.plot_manifold(model, path=os.path.join(out, "manifold.png"))
+            files.append("manifold.png")
+    if len(x_test) > 2:
+        plotting.plot_latent_scatter(model, x_test, y_test, path=os.path.join(out, "latent.png"))
+        files.append("latent.png")
+    return files
+
+
+# ---------------------------------------------------------------------- commands
+def _train(args):
+    import keras
+
+    import probae
+
+    backup = os.path.join(args.out, "backup")
+    if os.path.isdir(backup) and not args.resume:
+        raise CommandError(
+            f"{backup} holds an interrupted run: add --resume to continue it, or delete it"
+        )
+    if args.resume and not os.path.isdir(backup):
+        raise CommandError(f"nothing to resume: {backup} does not exist")
+    probae.set_seed(args.seed, deterministic=False)
+    x_train, x_test, y_test = load_data(
+        args.data, args.data_dir, "train", args.binarize, args.max_examples, args.seed
+    )
+    if args.likelihood is None and args.model in PRESETS:
+        args.likelihood = _default_likelihood(x_train)
+    model = _build_model(args.model, x_train.shape[1:], args)
+    model.compile(keras.optimizers.Adam(args.learning_rate))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
+    print(f"training {model.name} on {args.data}: {len(x_train)} examples of shape "
+          f"{tuple(x_train.shape[1:])}, {args.epochs} epochs", flush=True)
+    start = time.time()
+    history = model.fit(
+        x_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=x_test if len(x_test) else None,
+        callbacks=[probae.BackupAndRestore(backup)],
+        verbose=args.verbose,
+    )
+    seconds = time.time() - start
+    model.save(os.path.join(args.out, "model.keras"))
+    print(f"evaluating on {len(x_test)} held-out examples (k={args.num_samples})", flush=True)
+    metrics = {
+        "model": args.model,
+        "data": args.data,
+        "epochs": args.epochs,
+        "initial_epoch": int(history.epoch[0]) if history.epoch else args.epochs,
+        "train_seconds": seconds,
+        "test": _evaluate(model, x_test, args.num_samples, args.verbose) if len(x_test) else None,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    }
+    metrics["plots"] = _save_plots(model, x_test, y_test, history, args.out)
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    if metrics["test"]:
+        _print_metrics(metrics["test"])
+    print(f"saved model.keras, metrics.json and {len(metrics['plots'])} plots in {args.out}")
+    return 0
+
+
+def _print_metrics(m):
+    print(f"  log p(x)       {m['log_likelihood']:10.3f} nats  (k={m['num_samples']})")
+    print(f"  bits/dim       {m['bits_per_dim']:10.4f}")
+    print(f"  ELBO           {m['elbo']:10.3f} nats")
+    print(f"  reconstruction {m['reconstruction']:10.3f} nats")
+    print(f"  KL             {m['kl']:10.3f} nats")
+
+
+def _evaluate_command(args):
+    model = _load_model(args.model)
+    x, _ = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
+    x = _match_model(x, model, args.data)
+    metrics = _evaluate(model, x, args.num_samples, args.verbose)
+    print(f"{args.data}: {metrics['examples']} examples")
+    _print_metrics(metrics)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(metrics, f, indent=1)
+    return 0
+
+
+def _score(args):
+    model = _load_model(args.model)
+    x, y = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
+    x = _match_model(x, model, args.data)
+    scores = -model.log_likelihood(
+        x, num_samples=args.num_samples, seed=args.seed, verbose=args.verbose
+    )
+    folder = os.path.dirname(args.out)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("index,score" + (",label" if y is not None else "") + "\n")
+        for i, s in enumerate(scores):
+            f.write(f"{i},{s:.6f}" + (f",{y[i]}" if y is not None else "") + "\n")
+    print(f"wrote {len(scores)} scores (minus log p(x), k={args.num_samples}) to {args.out}")
+    return 0
+
+
+def _sample(args):
+    from probae import plotting
+
+    model = _load_model(args.model)
+    samples = model.sample(args.n, seed=args.seed, mean=not args.draw)
+    folder = os.path.dirname(args.out)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    if args.out.endswith(".npy"):
+        np.save(args.out, samples)
+    elif _is_image(model.event_shape):
+        plotting.plot_images(samples, ncols=args.ncols, path=args.out)
+    else:
+        raise CommandError(
+            f"the model's examples of shape {tuple(model.event_shape)} are not images: "
+            "use --out FILE.npy"
+        )
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="probae", description="Train, evaluate and use probabilistic autoencoders."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_options(p):
+        p.add_argument("--data-dir", default=None, help="local dataset directory")
+        p.add_argument("--binarize", action="store_true", help="threshold values at 0.5")
+        p.add_argument("--max-examples", type=int, default=None, help="use at most N examples")
+        p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="progress output")
+
+    p = sub.add_parser("train", help="train a model and save it with metrics and plots")
+    p.add_argument("model", help=f"a preset {tuple(PRESETS)} or a config .json")
+    p.add_argument("data", help="dataset name or .npy/.npz/.csv file")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", default="probae_run", help="output directory (default probae_run)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--likelihood", default=None, help="decoder likelihood (default: bernoulli "
+                   "for data in [0, 1], else gaussian)")
+    p.add_argument("--architecture", default="mlp", choices=("auto", "mlp", "conv"))
+    p.add_argument("--beta", type=float, default=None, help="KL weight (VAE presets)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--num-samples", type=int, default=100,
+                   help="importance samples for the final log p(x) (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    data_options(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="log-likelihood, bits/dim and ELBO parts")
+    p.add_argument("model", help="a saved model (.keras)")
+    p.add_argument("data", help="dataset name (its test split) or .npy/.npz/.csv file")
+    p.add_argument("--num-samples", type=int, default=1000, help="importance samples k")
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    data_options(p)
+    p.set_defaults(func=_evaluate_command)
+
+    p = sub.add_parser("score", help="anomaly scores (minus log p(x)) to a CSV")
+    p.add_argument("model", help="a saved model (.keras)")
+    p.add_argument("data", help="dataset name (its test split) or .npy/.npz/.csv file")
+    p.add_argument("--out", default="scores.csv", help="CSV file (default scores.csv)")
+    p.add_argument("--num-samples", type=int, default=100, help="importance samples k")
+    p.add_argument("--seed", type=int, default=0)
+    data_options(p)
+    p.set_defaults(func=_score)
+
+    p = sub.add_parser("sample", help="draw from the prior and save a PNG grid")
+    p.add_argument("model", help="a saved model (.keras)")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--ncols", type=int, default=8)
+    p.add_argument("--out", default="samples.png", help="PNG (a grid) or .npy (the array)")
+    p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_sample)
+    return parser
+
+
+def main(argv=None):
+    """Runs the ``probae`` command line; returns the exit code.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 2 for a mistake in the input (reported in one line on stderr).
+    """
+    args = build_parser().parse_args(argv)
+    for name in ("epochs", "max_examples", "num_samples", "n", "batch_size", "latent_dim"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            print(f"probae: error: --{name.replace('_', '-')} must be a positive integer. "
+                  f"Received: {value}", file=sys.stderr)
+            return _EXIT_USAGE
+    from probae.datasets import DatasetNotFoundError
+
+    try:
+        return args.func(args)
+    except (CommandError, FileNotFoundError, DatasetNotFoundError, ValueError, TypeError) as err:
+        if os.environ.get("PROBAE_DEBUG"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = message.replace("pass data_dir=...", "pass --data-dir DIR")
+        print(f"probae: error: {message}", file=sys.stderr)
+        return _EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

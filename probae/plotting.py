@@ -1,0 +1,550 @@
+"""Plots of a trained model: reconstructions, samples, latent space, training, anomalies.
+
+Every function draws on a new ``matplotlib.figure.Figure`` (rendered by the Agg backend,
+without pyplot, so it works without a display and leaks no global state), returns it, and
+saves it as a PNG when ``path`` is given. Image plots accept batches shaped
+``[n, height, width]``, ``[n, height, width, channels]`` or flat ``[n, d]`` vectors whose
+``d`` is a square (``image_shape`` overrides the guess).
+"""
+
+import math
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from probae._validation import as_float_array, check_positive_int, check_shape
+
+__all__ = [
+    "plot_reconstructions",
+    "plot_images",
+    "plot_samples",
+    "plot_latent_scatter",
+    "plot_manifold",
+    "plot_interpolation",
+    "plot_traversals",
+    "plot_history",
+    "plot_anomaly_scores",
+    "plot_anomaly_map",
+    "slerp",
+]
+
+
+# ---------------------------------------------------------------------- helpers
+def _new_figure(width, height):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _finish(fig, path, dpi=100):
+    if path is not None:
+        path = os.fspath(path)
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+def _as_images(x, name, image_shape=None):
+    """A batch -> ``[n, h, w]`` (grey) or ``[n, h, w, 3]`` (colour) floats for imshow."""
+    x = as_float_array(x, name)
+    n = x.shape[0]
+    if image_shape is not None:
+        image_shape = check_shape(image_shape, "image_shape")
+        if int(np.prod(image_shape)) != int(np.prod(x.shape[1:])):
+            raise ValueError(
+                f"image_shape must have as many values as one example of {name} "
+                f"({int(np.prod(x.shape[1:]))}). Received: image_shape={image_shape}"
+            )
+        x = x.reshape(n, *image_shape)
+    elif x.ndim == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
+            raise ValueError(
+                f"{name} must hold images: [n, height, width(, channels)] or flat vectors of "
+                f"a square size. Received: {name} with shape {x.shape}; pass image_shape=..."
+            )
+        x = x.reshape(n, side, side)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"{name} must hold grey or RGB images. Received: {name} with shape {x.shape}"
+        )
+    return x
+
+
+def _show(ax, image, vmin=0.0, vmax=1.0, cmap="gray"):
+    if image.ndim == 3:
+        ax.imshow(np.clip(image, vmin, vmax))
+    else:
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _value_range(*arrays):
+    lo = min(float(np.min(a)) for a in arrays)
+    hi = max(float(np.max(a)) for a in arrays)
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return lo, hi if hi > lo else lo + 1.0
+
+
+def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, title=None):
+    """Draws ``images`` (length nrows * ncols, row-major) in a grid; returns the figure."""
+    width = ncols * cell + (0.9 if row_labels else 0.0)
+    fig = _new_figure(width, nrows * cell + (0.4 if title else 0.0))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    vmin, vmax = _value_range(images)
+    for i in range(nrows):
+        for j in range(ncols):
+            ax = axes[i, j]
+            k = i * ncols + j
+            if k < len(images):
+                _show(ax, images[k], vmin, vmax)
+            else:
+                ax.axis("off")
+            if row_labels and j == 0:
+                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
+            if col_labels and i == 0:
+                ax.set_title(col_labels[j], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _encoder_means(model, x):
+    return np.asarray(model.encode(x).mean(), dtype=np.float32)
+
+
+def _decoder_means(model, z):
+    return np.asarray(model.decode(np.asarray(z, dtype=np.float32)).mean(), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------- images
+def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None, path=None):
+    """A grid of images.
+
+    Args:
+        images: a batch of images (see the module doc for accepted shapes).
+        ncols: images per row.
+        title: optional figure title.
+        row_labels: optional text left of each row.
+        image_shape: shape of one image, when the batch is flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The ``matplotlib.figure.Figure``.
+    """
+    images = _as_images(images, "images", image_shape)
+    ncols = min(check_positive_int(ncols, "ncols"), len(images))
+    nrows = math.ceil(len(images) / ncols)
+    if row_labels is not None:
+        row_labels = [str(v) for v in row_labels]
+        if len(row_labels) != nrows:
+            raise ValueError(
+                f"row_labels must have one entry per row ({nrows}). Received: {len(row_labels)}"
+            )
+    return _finish(_grid(images, nrows, ncols, row_labels=row_labels, title=title), path)
+
+
+def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
+    """Originals (top row) above their reconstructions (bottom row).
+
+    Args:
+        x: the inputs.
+        reconstructions: the model's reconstructions of ``x`` (for example
+            ``model.reconstruct(x)``), same shape.
+        n: number of pairs shown (the first n).
+        image_shape: shape of one image, when the batch is flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: ``x`` and ``reconstructions`` differ in shape.
+    """
+    n = check_positive_int(n, "n")
+    x = _as_images(x, "x", image_shape)
+    r = _as_images(reconstructions, "reconstructions", image_shape)
+    if x.shape != r.shape:
+        raise ValueError(
+            f"reconstructions must have the shape of x {x.shape}. Received: {r.shape}"
+        )
+    n = min(n, len(x))
+    fig = _grid(np.concatenate([x[:n], r[:n]]), 2, n, row_labels=["input", "recon."])
+    return _finish(fig, path)
+
+
+def plot_samples(model, n=64, ncols=8, seed=0, mean=True, image_shape=None, path=None):
+    """Samples from the prior: z ~ p(z), shown as the decoder's mean (or a draw from it).
+
+    Args:
+        model: a trained ``ProbabilisticAutoencoder`` whose data are images.
+        n: number of samples.
+        ncols: samples per row.
+        seed: sampling seed.
+        mean: show E[x|z] (smooth) instead of a sample x ~ p(x|z) (noisy).
+        image_shape: shape of one image, when the data are flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    images = model.sample(check_positive_int(n, "n"), seed=seed, mean=mean)
+    return plot_images(images, ncols=ncols, image_shape=image_shape, path=path)
+
+
+# ---------------------------------------------------------------------- latent space
+def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000):
+    """The encoder means of ``x`` in the plane, coloured by label.
+
+    A 2-D code is drawn directly; a larger one is projected on its first two principal
+    components (scikit-learn's PCA), which the axis labels say.
+
+    Args:
+        model: a trained ``ProbabilisticAutoencoder``.
+        x: inputs.
+        labels: one integer label per input, or None.
+        path: where to save a PNG, or None.
+        max_points: at most this many points (the first ones) are drawn.
+
+    Returns:
+        The figure.
+    """
+    max_points = check_positive_int(max_points, "max_points")
+    x = as_float_array(x, "x")[:max_points]
+    z = _encoder_means(model, x)
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)[:max_points]
+        if len(labels) != len(x):
+            raise ValueError(
+                f"labels must have one entry per input ({len(x)}). Received: {len(labels)}"
+            )
+    if z.shape[1] == 1:
+        z = np.concatenate([z, np.zeros_like(z)], axis=1)
+        axis_names = ("z1", "")
+    elif z.shape[1] == 2:
+        axis_names = ("z1", "z2")
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2).fit(z)
+        z = pca.transform(z)
+        share = pca.explained_variance_ratio_
+        axis_names = (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})")
+    fig = _new_figure(6.0, 5.0)
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(z[:, 0], z[:, 1], s=4, alpha=0.6)
+    else:
+        points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
+        fig.colorbar(points, ax=ax, label="label")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title("encoder means E[z|x]")
+    return _finish(fig, path)
+
+
+def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
+    """Per-dimension quantiles of the prior (exact for N(0, I), else from draws)."""
+    from probae.priors import StandardNormalPrior
+
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    if isinstance(model.prior, StandardNormalPrior):
+        q = tfp.distributions.Normal(0.0, 1.0).quantile(np.asarray(probabilities, np.float32))
+        return np.stack([np.asarray(q)] * model.latent_dim, axis=1)
+
+    draws = model.prior.distribution(model.encoder).sample(
+        num_draws, seed=tf.constant([seed, 0], tf.int32)
+    )
+    return np.quantile(np.asarray(draws), probabilities, axis=0)
+
+
+def plot_manifold(model, n=15, image_shape=None, path=None):
+    """The learned 2-D manifold: decoder means on an n x n grid of prior quantiles.
+
+    The grid covers the prior's 5% to 95% quantiles in each latent dimension, so equal
+    steps hold equal prior mass.
+
+    Args:
+        model: a trained ``ProbabilisticAutoencoder`` with ``latent_dim == 2``.
+        n: grid points per dimension.
+        image_shape: shape of one image, when the data are flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: the model's code is not 2-D.
+    """
+    n = check_positive_int(n, "n")
+    if model.latent_dim != 2:
+        raise ValueError(
+            "model must have a 2-D code for the manifold plot (use plot_latent_scatter or "
+            f"plot_traversals otherwise). Received: a model with latent_dim={model.latent_dim}"
+        )
+    q = _prior_quantiles(model, np.linspace(0.05, 0.95, n))
+    # Rows go from high z2 (top) to low z2, columns from low z1 to high z1.
+    z = np.array([[q[j, 0], q[n - 1 - i, 1]] for i in range(n) for j in range(n)], np.float32)
+    images = _as_images(_decoder_means(model, z), "decoded", image_shape)
+    h, w = images.shape[1:3]
+    canvas_shape = (n * h, n * w) + images.shape[3:]
+    canvas = np.zeros(canvas_shape, np.float32)
+    for k, image in enumerate(images):
+        i, j = divmod(k, n)
+        canvas[i * h : (i + 1) * h, j * w : (j + 1) * w] = image
+    fig = _new_figure(6.0, 6.0)
+    ax = fig.subplots()
+    vmin, vmax = _value_range(canvas)
+    ax.imshow(np.clip(canvas, vmin, vmax), cmap="gray", vmin=vmin, vmax=vmax)
+    ticks = np.arange(n) * w + w / 2
+    step = max(1, n // 5)
+    ax.set_xticks(ticks[::step], [f"{v + 0.0:.1f}" for v in np.round(q[::step, 0], 1)])
+    ax.set_yticks(ticks[::step], [f"{v + 0.0:.1f}" for v in np.round(q[::-1, 1][::step], 1)])
+    ax.set_xlabel("z1 (prior quantiles 5% to 95%)")
+    ax.set_ylabel("z2")
+    return _finish(fig, path)
+
+
+def slerp(z0, z1, t):
+    """Spherical interpolation between two codes (linear when they are parallel).
+
+    Args:
+        z0, z1: vectors of the same size.
+        t: an array of positions in [0, 1].
+
+    Returns:
+        ``[len(t), d]`` array; t = 0 gives z0 and t = 1 gives z1.
+
+    References: Shoemake 1985; White 2016, Sampling Generative Networks.
+    """
+    z0 = np.asarray(z0, np.float64)
+    z1 = np.asarray(z1, np.float64)
+    t = np.asarray(t, np.float64)[:, None]
+    cos = np.dot(z0, z1) / max(np.linalg.norm(z0) * np.linalg.norm(z1), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if np.sin(omega) < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+
+
+def plot_interpolation(model, x_start, x_end, steps=10, image_shape=None, path=None):
+    """Decoded interpolation between the codes of two inputs, linear and spherical.
+
+    Row 1: linear, z(t) = (1 - t) z0 + t z1; row 2: spherical (``slerp``), which keeps
+    the norm of the code closer to where a Gaussian prior puts its mass. z0 and z1 are
+    the encoder means of ``x_start`` and ``x_end``.
+
+    Args:
+        model: a trained ``ProbabilisticAutoencoder``.
+        x_start, x_end: two single inputs (no batch axis) or batches of one.
+        steps: images per row, ends included (>= 2).
+        image_shape: shape of one image, when the data are flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    steps = check_positive_int(steps, "steps")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2. Received: steps={steps}")
+    pair = []
+    for name, x in (("x_start", x_start), ("x_end", x_end)):
+        x = np.asarray(x, dtype=np.float32)
+        if model.event_shape is not None and tuple(x.shape) == tuple(model.event_shape):
+            x = x[None]
+        x = as_float_array(x, name, event_shape=model.event_shape)
+        if len(x) != 1:
+            raise ValueError(f"{name} must be one example. Received: {len(x)} examples")
+        pair.append(x)
+    z = _encoder_means(model, np.concatenate(pair))
+    t = np.linspace(0.0, 1.0, steps)
+    linear = (1 - t)[:, None] * z[0] + t[:, None] * z[1]
+    spherical = slerp(z[0], z[1], t)
+    images = _as_images(
+        _decoder_means(model, np.concatenate([linear, spherical])), "decoded", image_shape
+    )
+    fig = _grid(
+        images, 2, steps, row_labels=["linear", "spherical"], col_labels=[f"t={v:.2f}" for v in t]
+    )
+    return _finish(fig, path)
+
+
+def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, path=None):
+    """Latent traversals: one row per latent dimension, that dimension swept, others fixed.
+
+    Args:
+        model: a trained ``ProbabilisticAutoencoder``.
+        x: one input whose encoder mean is the starting code, or None for the prior's
+            centre (zeros).
+        dims: the dimensions to traverse (default: all, at most 10).
+        values: values given to each dimension (default: 9 points from -3 to 3).
+        image_shape: shape of one image, when the data are flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    d = model.latent_dim
+    if x is None:
+        base = np.zeros(d, np.float32)
+    else:
+        x = np.asarray(x, dtype=np.float32)
+        if model.event_shape is not None and tuple(x.shape) == tuple(model.event_shape):
+            x = x[None]
+        base = _encoder_means(model, as_float_array(x, "x", event_shape=model.event_shape)[:1])[0]
+    dims = list(range(min(d, 10))) if dims is None else [int(v) for v in dims]
+    for v in dims:
+        if not 0 <= v < d:
+            raise ValueError(f"dims must lie in [0, {d}). Received: dims={dims}")
+    values = np.linspace(-3.0, 3.0, 9) if values is None else np.asarray(values, np.float32)
+    codes = np.repeat(base[None], len(dims) * len(values), axis=0)
+    for i, dim in enumerate(dims):
+        codes[i * len(values) : (i + 1) * len(values), dim] = values
+    images = _as_images(_decoder_means(model, codes), "decoded", image_shape)
+    fig = _grid(
+        images,
+        len(dims),
+        len(values),
+        row_labels=[f"z{dim + 1}" for dim in dims],
+        col_labels=[f"{v:+.1f}" for v in values],
+    )
+    return _finish(fig, path)
+
+
+# ---------------------------------------------------------------------- training
+def plot_history(history, path=None):
+    """Training curves: loss, reconstruction and KL per epoch (validation dashed).
+
+    Args:
+        history: the ``keras.callbacks.History`` returned by ``fit``, or its
+            ``.history`` dict.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, dict) or "loss" not in logs:
+        raise TypeError(
+            "history must be a keras History or its .history dict with a 'loss' entry. "
+            f"Received: history={history!r}"
+        )
+    panels = [key for key in ("loss", "reconstruction", "kl") if key in logs]
+    titles = {
+        "loss": "loss (nats per example)",
+        "reconstruction": "reconstruction E_q[log p(x|z)]",
+        "kl": "KL(q(z|x) || p(z))",
+    }
+    fig = _new_figure(4.0 * len(panels), 3.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, key in zip(axes, panels):
+        epochs = np.arange(1, len(logs[key]) + 1)
+        ax.plot(epochs, logs[key], marker="o", ms=3, label="train")
+        if f"val_{key}" in logs:
+            ax.plot(epochs, logs[f"val_{key}"], ls="--", marker="o", ms=3, label="validation")
+            ax.legend()
+        ax.set_title(titles[key])
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+# ---------------------------------------------------------------------- anomalies
+def plot_anomaly_scores(
+    scores_normal, scores_anomalous, bins=50, labels=("normal", "anomalous"), path=None
+):
+    """Histograms of anomaly scores (normal against anomalous) and the ROC curve.
+
+    Higher scores must mean "more anomalous". The AUROC (``sklearn.metrics``) is in the
+    ROC panel's title.
+
+    Args:
+        scores_normal: scores of normal examples (1-D).
+        scores_anomalous: scores of anomalous examples (1-D).
+        bins: histogram bins.
+        labels: legend names of the two groups.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    normal = np.asarray(scores_normal, np.float64).reshape(-1)
+    anomalous = np.asarray(scores_anomalous, np.float64).reshape(-1)
+    for name, s in (("scores_normal", normal), ("scores_anomalous", anomalous)):
+        if s.size == 0 or not np.all(np.isfinite(s)):
+            raise ValueError(f"{name} must be a non-empty array of finite numbers.")
+    y = np.concatenate([np.zeros(len(normal)), np.ones(len(anomalous))])
+    s = np.concatenate([normal, anomalous])
+    fpr, tpr, _ = roc_curve(y, s)
+    auroc = roc_auc_score(y, s)
+    fig = _new_figure(9.0, 3.6)
+    ax_hist, ax_roc = fig.subplots(1, 2)
+    edges = np.histogram_bin_edges(s, bins=check_positive_int(bins, "bins"))
+    for values, name in ((normal, labels[0]), (anomalous, labels[1])):
+        ax_hist.hist(values, bins=edges, alpha=0.6, density=True, label=f"{name} (n={len(values)})")
+    ax_hist.set_xlabel("anomaly score")
+    ax_hist.set_ylabel("density")
+    ax_hist.legend()
+    ax_roc.plot(fpr, tpr, lw=2)
+    ax_roc.plot([0, 1], [0, 1], ls="--", color="grey")
+    ax_roc.set_xlabel("false positive rate")
+    ax_roc.set_ylabel("true positive rate")
+    ax_roc.set_title(f"ROC, AUROC = {auroc:.3f}")
+    ax_roc.set_aspect("equal")
+    return _finish(fig, path)
+
+
+def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
+    """Inputs (top row) beside per-pixel anomaly scores (bottom row, a heat map).
+
+    Per-pixel scores are any array of the inputs' shape, for example minus the decoder's
+    per-pixel log-likelihood ``-model.decode(z).distribution.log_prob(x)``.
+
+    Args:
+        x: the inputs.
+        pixel_scores: per-pixel scores, same shape as ``x``.
+        n: number of inputs shown.
+        image_shape: shape of one image, when the data are flat and not square.
+        path: where to save a PNG, or None.
+
+    Returns:
+        The figure.
+    """
+    n = check_positive_int(n, "n")
+    x = _as_images(x, "x", image_shape)
+    scores = _as_images(pixel_scores, "pixel_scores", image_shape)
+    if scores.shape != x.shape:
+        raise ValueError(
+            f"pixel_scores must have the shape of x {x.shape}. Received: {scores.shape}"
+        )
+    if scores.ndim == 4:
+        scores = scores.mean(axis=-1)
+    n = min(n, len(x))
+    fig = _new_figure(1.3 * n + 1.2, 2.9)
+    axes = fig.subplots(2, n, squeeze=False)
+    vmax = float(np.max(scores[:n])) or 1.0
+    vmin = min(0.0, float(np.min(scores[:n])))
+    xmin, xmax = _value_range(x[:n])
+    for j in range(n):
+        _show(axes[0, j], x[j], xmin, xmax)
+        heat = axes[1, j].imshow(scores[j], cmap="inferno", vmin=vmin, vmax=vmax)
+        axes[1, j].set_xticks([])
+        axes[1, j].set_yticks([])
+    axes[0, 0].set_ylabel("input")
+    axes[1, 0].set_ylabel("score")
+    fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.9, label="per-pixel score")
+    return _finish(fig, path)

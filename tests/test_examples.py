@@ -1,0 +1,129 @@
+"""Smoke tests: every example runs in-process through main() on tiny settings."""
+
+import importlib.util
+import os
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(REPO, "examples")
+ALL = ["quickstart", "autoencoder_mnist", "beta_vae", "conditional_vae", "anomaly_mnist",
+       "out_of_distribution"]
+TINY = ["--dataset", "digits", "--epochs", "1", "--max-examples", "300", "--verbose", "0"]
+
+
+def _load(name):
+    if EXAMPLES not in sys.path:
+        sys.path.insert(0, EXAMPLES)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_pngs(folder, names):
+    for name in names:
+        image = matplotlib.image.imread(os.path.join(folder, name))
+        assert np.var(image[..., :3]) > 1e-3, f"{name} is blank"
+
+
+def test_quickstart(tmp_path):
+    quickstart = _load("quickstart")
+    out = str(tmp_path / "q")
+    result = quickstart.main(quickstart.parse_args(TINY + ["--out", out, "--num-samples", "10"]))
+    # Binarised 8 x 8 digits: an untrained Bernoulli decoder gives 64 log 2 = 44.4 nats.
+    assert -44.4 < result["elbo"] < -5.0
+    assert result["elbo"] - 0.5 <= result["log_likelihood"] < -5.0
+    _check_pngs(out, ["reconstructions.png", "samples.png", "manifold.png", "training.png"])
+
+
+def test_autoencoder_mnist_loss_is_binary_cross_entropy(tmp_path):
+    example = _load("autoencoder_mnist")
+    out = str(tmp_path / "ae")
+    result = example.main(example.parse_args(TINY + ["--out", out, "--latent-dim", "8"]))
+    # The degenerate case: minus the Bernoulli log-likelihood is the summed BCE.
+    assert result["bce"] == pytest.approx(-result["reconstruction_log_likelihood"] / 64, rel=1e-3)
+    assert 0.05 < result["bce"] < np.log(2.0) + 0.05
+    _check_pngs(out, ["reconstructions.png"])
+
+
+def test_beta_vae(tmp_path):
+    example = _load("beta_vae")
+    out = str(tmp_path / "b")
+    rows = example.main(example.parse_args(
+        TINY + ["--out", out, "--betas", "1", "50", "--latent-dim", "3"]))
+    assert [r["beta"] for r in rows] == [1.0, 50.0]
+    for r in rows:
+        assert r["elbo"] == pytest.approx(r["reconstruction"] - r["kl"], abs=1e-3)
+    assert rows[1]["kl"] < rows[0]["kl"]  # a heavy KL weight squeezes the code
+    _check_pngs(out, ["traversals_beta1.png", "traversals_beta50.png"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_offline_message_names_the_fix(name, tmp_path, capsys, monkeypatch):
+    import probae.datasets
+
+    def unavailable(*args, **kwargs):
+        raise probae.datasets.DatasetNotFoundError(
+            "MNIST was not found locally and could not be downloaded (URLError). Put 'mnist.npz' "
+            "in a directory and pass data_dir=... or set PROBAE_DATA_DIR."
+        )
+
+    monkeypatch.setattr(probae.datasets, "load_dataset", unavailable)
+    example = _load(name)
+    assert example.main(example.parse_args(["--out", str(tmp_path)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--data-dir" in err and "PROBAE_DATA_DIR" in err
+    assert ("--dataset digits" in err) == (name != "out_of_distribution")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_help(name, capsys):
+    example = _load(name)
+    with pytest.raises(SystemExit) as info:
+        example.parse_args(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--epochs" in text and "--out" in text
+    assert ("--dataset" in text) == (name != "out_of_distribution")
+
+
+def test_conditional_vae_rows_follow_the_label(tmp_path):
+    example = _load("conditional_vae")
+    out = str(tmp_path / "c")
+    result = example.main(example.parse_args(
+        TINY + ["--out", out, "--latent-dim", "2", "--columns", "4", "--epochs", "10",
+                "--max-examples", "1500"]))
+    assert -44.4 < result["elbo"] < -5.0
+    images = result["images"].reshape(10, 4, -1)
+    # Within a row (one digit) images are closer to each other than to other rows.
+    within = np.mean([np.abs(r[:, None] - r[None]).mean() for r in images])
+    across = np.abs(images[:, None, 0] - images[None, :, 0]).mean()
+    assert within < across
+    _check_pngs(out, ["digits_by_row.png"])
+
+
+def test_anomaly_mnist(tmp_path):
+    example = _load("anomaly_mnist")
+    out = str(tmp_path / "a")
+    result = example.main(example.parse_args(
+        ["--dataset", "digits", "--epochs", "15", "--verbose", "0", "--out", out,
+         "--num-samples", "5", "--test-examples", "300", "--latent-dim", "2"]))
+    assert np.all(np.isfinite(result["scores"]))
+    assert result["auroc"] > 0.7  # zeros against the other digits, after a short training
+    _check_pngs(out, ["scores_roc.png", "anomaly_maps.png"])
+
+
+def test_out_of_distribution(tmp_path, data_dir):
+    example = _load("out_of_distribution")
+    out = str(tmp_path / "o")
+    result = example.main(example.parse_args(
+        ["--epochs", "1", "--max-examples", "2000", "--test-examples", "200", "--num-samples",
+         "5", "--verbose", "0", "--out", out, "--latent-dim", "4"]))
+    assert 0.0 <= result["auroc"] <= 1.0
+    assert -700 < result["log_likelihood_in"] < -50 and -700 < result["log_likelihood_out"] < -50
+    _check_pngs(out, ["scores_roc.png"])

@@ -1,0 +1,201 @@
+"""Every plot renders to a non-blank PNG; bad inputs raise errors naming the argument."""
+
+import os
+
+import keras
+import matplotlib.image
+import numpy as np
+import pytest
+
+import probae
+from probae import plotting
+
+OUT = os.environ.get("PROBAE_PLOT_DIR")  # set it to keep the PNGs for a look
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small VAE with a 2-D code on the 8 x 8 digits (a few seconds)."""
+    keras.utils.set_random_seed(0)
+    (x, y), (xt, yt) = probae.datasets.load_digits()
+    model = probae.VAE((8, 8, 1), 2, architecture="mlp", hidden_units=(64,))
+    model.compile(keras.optimizers.Adam(3e-3))
+    history = model.fit(x, epochs=4, batch_size=64, validation_data=xt, verbose=0)
+    return model, history, xt, yt
+
+
+def _png(tmp_path, name):
+    folder = OUT or str(tmp_path)
+    return os.path.join(folder, name)
+
+
+def _check_png(path, fig):
+    assert fig.__class__.__name__ == "Figure"
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
+    # Not blank: the grey levels vary (a white canvas has variance 0).
+    assert float(np.var(image[..., :3].mean(-1))) > 1e-3
+
+
+def test_reconstructions(trained, tmp_path):
+    model, _, xt, _ = trained
+    path = _png(tmp_path, "reconstructions.png")
+    fig = plotting.plot_reconstructions(xt[:8], model.reconstruct(xt[:8]), path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert len(axes) == 16
+    # Top row shows the inputs, bottom row the reconstructions.
+    np.testing.assert_allclose(axes[0].images[0].get_array(), xt[0, ..., 0])
+    np.testing.assert_allclose(
+        axes[8].images[0].get_array(), model.reconstruct(xt[:1])[0, ..., 0], atol=1e-6
+    )
+
+
+def test_samples_and_images(trained, tmp_path):
+    model, _, _, _ = trained
+    path = _png(tmp_path, "samples.png")
+    fig = plotting.plot_samples(model, n=12, ncols=6, path=path)
+    _check_png(path, fig)
+    assert len([a for a in fig.get_axes() if a.images]) == 12
+    flat = np.random.default_rng(0).uniform(size=(5, 64))
+    fig = plotting.plot_images(flat, ncols=5, path=_png(tmp_path, "images.png"))
+    assert fig.get_axes()[0].images[0].get_array().shape == (8, 8)
+
+
+@pytest.mark.parametrize("latent_dim", [2, 3])
+def test_latent_scatter(trained, tmp_path, latent_dim):
+    model, _, xt, yt = trained
+    if latent_dim == 3:
+        model = probae.VAE((8, 8, 1), 3, architecture="mlp", hidden_units=(16,))
+    path = _png(tmp_path, f"latent_{latent_dim}d.png")
+    fig = plotting.plot_latent_scatter(model, xt, yt, path=path)
+    _check_png(path, fig)
+    ax = fig.get_axes()[0]
+    offsets = ax.collections[0].get_offsets()
+    assert offsets.shape == (len(xt), 2)
+    if latent_dim == 2:
+        np.testing.assert_allclose(offsets, model.encode(xt).mean().numpy(), atol=1e-5)
+    else:
+        assert "PC1" in ax.get_xlabel()
+
+
+def test_manifold(trained, tmp_path):
+    model, _, _, _ = trained
+    path = _png(tmp_path, "manifold.png")
+    fig = plotting.plot_manifold(model, n=7, path=path)
+    _check_png(path, fig)
+    canvas = fig.get_axes()[0].images[0].get_array()
+    assert canvas.shape == (7 * 8, 7 * 8)
+    # The centre cell is the decoder's mean at the prior's median, z = (0, 0).
+    centre = model.decode(np.zeros((1, 2), np.float32)).mean().numpy()[0, ..., 0]
+    np.testing.assert_allclose(canvas[24:32, 24:32], centre, atol=1e-5)
+
+
+def test_interpolation_ends_are_the_reconstructions(trained, tmp_path):
+    model, _, xt, _ = trained
+    path = _png(tmp_path, "interpolation.png")
+    fig = plotting.plot_interpolation(model, xt[0], xt[1], steps=6, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert len(axes) == 12
+    recon = model.reconstruct(xt[:2])[..., 0]
+    for row in (0, 6):  # linear and spherical rows start and end at the two codes
+        np.testing.assert_allclose(axes[row].images[0].get_array(), recon[0], atol=1e-5)
+        np.testing.assert_allclose(axes[row + 5].images[0].get_array(), recon[1], atol=1e-5)
+
+
+def test_slerp_keeps_norm_between_unit_vectors():
+    t = np.linspace(0, 1, 11)
+    z = plotting.slerp([1.0, 0.0], [0.0, 1.0], t)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(z[5], [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-12)
+    np.testing.assert_allclose(plotting.slerp([1.0, 2.0], [2.0, 4.0], [0.5])[0], [1.5, 3.0])
+
+
+def test_traversals(trained, tmp_path):
+    model, _, xt, _ = trained
+    path = _png(tmp_path, "traversals.png")
+    values = np.linspace(-2, 2, 5)
+    fig = plotting.plot_traversals(model, xt[0], values=values, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert len(axes) == 2 * 5
+    z = model.encode(xt[:1]).mean().numpy()[0]
+    z[1] = values[4]
+    expected = model.decode(z[None]).mean().numpy()[0, ..., 0]
+    np.testing.assert_allclose(axes[9].images[0].get_array(), expected, atol=1e-5)
+
+
+def test_history(trained, tmp_path):
+    _, history, _, _ = trained
+    path = _png(tmp_path, "history.png")
+    fig = plotting.plot_history(history, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert [a.get_title().split()[0] for a in axes] == ["loss", "reconstruction", "KL(q(z|x)"]
+    np.testing.assert_allclose(axes[0].lines[0].get_ydata(), history.history["loss"])
+    np.testing.assert_allclose(axes[2].lines[1].get_ydata(), history.history["val_kl"])
+
+
+def test_anomaly_scores_auroc(tmp_path):
+    rng = np.random.default_rng(0)
+    normal, anomalous = rng.normal(0, 1, 2000), rng.normal(1, 1, 2000)
+    path = _png(tmp_path, "anomaly_scores.png")
+    fig = plotting.plot_anomaly_scores(normal, anomalous, path=path)
+    _check_png(path, fig)
+    title = fig.get_axes()[1].get_title()
+    auroc = float(title.split("=")[1])
+    # Closed form for two unit Gaussians one apart: Phi(1 / sqrt 2) = 0.7602; n = 2000 each
+    # gives a standard error of about 0.0075.
+    assert abs(auroc - 0.7602) < 0.03
+
+
+def test_anomaly_map(trained, tmp_path):
+    model, _, xt, _ = trained
+    z = model.encode(xt[:5]).mean()
+    pixel_scores = -model.decode(z).distribution.log_prob(xt[:5]).numpy()
+    assert pixel_scores.shape == xt[:5].shape
+    path = _png(tmp_path, "anomaly_map.png")
+    fig = plotting.plot_anomaly_map(xt[:5], pixel_scores, n=5, path=path)
+    _check_png(path, fig)
+    np.testing.assert_allclose(fig.get_axes()[5].images[0].get_array(), pixel_scores[0, ..., 0])
+
+
+@pytest.mark.parametrize(
+    "call, error, name",
+    [
+        (lambda m, x: plotting.plot_reconstructions(x[:3], x[:4]), ValueError, "reconstructions"),
+        (lambda m, x: plotting.plot_images(np.zeros((3, 10))), ValueError, "images"),
+        (lambda m, x: plotting.plot_images(x, ncols=0), ValueError, "ncols"),
+        (lambda m, x: plotting.plot_manifold(m, n=0), ValueError, "n must"),
+        (lambda m, x: plotting.plot_interpolation(m, x[:2], x[2], steps=4), ValueError, "x_start"),
+        (lambda m, x: plotting.plot_interpolation(m, x[0], x[1], steps=1), ValueError, "steps"),
+        (lambda m, x: plotting.plot_traversals(m, x[0], dims=[5]), ValueError, "dims"),
+        (lambda m, x: plotting.plot_history({"kl": [1.0]}), TypeError, "history"),
+        (lambda m, x: plotting.plot_anomaly_scores([], [1.0]), ValueError, "scores_normal"),
+        (lambda m, x: plotting.plot_anomaly_map(x[:2], np.zeros((2, 4, 4))), ValueError,
+         "pixel_scores"),
+        (lambda m, x: plotting.plot_latent_scatter(m, x[:5], [0, 1]), ValueError, "labels"),
+        (lambda m, x: plotting.plot_images(x, image_shape=(3, 3)), ValueError, "image_shape"),
+    ],
+)
+def test_bad_input(trained, call, error, name):
+    model, _, xt, _ = trained
+    with pytest.raises(error, match=name):
+        call(model, xt)
+
+
+def test_manifold_needs_2d_code(tmp_path):
+    model = probae.VAE((8, 8, 1), 3, architecture="mlp", hidden_units=(8,))
+    with pytest.raises(ValueError, match="latent_dim=3"):
+        plotting.plot_manifold(model)
+
+
+def test_manifold_with_a_mixture_prior_uses_its_quantiles(tmp_path):
+    model = probae.VAE((8, 8, 1), 2, architecture="mlp", hidden_units=(8,),
+                       prior=probae.MixtureOfGaussiansPrior(3))
+    path = _png(tmp_path, "manifold_mixture.png")
+    fig = plotting.plot_manifold(model, n=5, path=path)
+    assert fig.get_axes()[0].images[0].get_array().shape == (40, 40)
+    q = plotting._prior_quantiles(model, np.array([0.05, 0.5, 0.95]))
+    assert q.shape == (3, 2) and np.all(np.diff(q, axis=0) > 0)
