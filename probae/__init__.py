@@ -42,6 +42,9 @@ from probae.priors import (  # noqa: E402
     StandardNormalPrior,
     VampPrior,
 )
+from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
+from probae.anomaly import anomaly_scores  # noqa: E402
+from probae.detector import AnomalyDetector  # noqa: E402
 from probae.reliability import (  # noqa: E402
     BackupAndRestore,
     InvalidModelFileError,
@@ -84,6 +87,10 @@ __all__ = [
     "data",
     "datasets",
     "objectives",
+    "StudentTDecoder",
+    "MixedDecoder",
+    "anomaly_scores",
+    "AnomalyDetector",
     "load_model",
     "set_seed",
     "StopOnNaN",
