@@ -263,8 +263,9 @@ def test_train_family_presets(preset, options, attribute, tmp_path):
     [
         (["train", "vae", "digits", "--sparsity", "0.1"], "--sparsity applies to the "
          "sparse_autoencoder preset only"),
-        (["train", "sparse_autoencoder", "digits", "--sparsity", "1.5"], "sparsity"),
-        (["train", "denoising_autoencoder", "digits", "--corruption", "1.0"], "rate"),
+        (["train", "sparse_autoencoder", "digits", "--sparsity", "1.5"], "sparsity must be"),
+        (["train", "denoising_autoencoder", "digits", "--corruption", "1.0"],
+         "corruption must be a number in [0, 1)"),
     ],
 )
 def test_family_option_errors(argv, expected, tmp_path, capsys):
