@@ -10,7 +10,7 @@ import os as _os
 # TFP imports tf_keras at import time; probae itself uses Keras 3 only.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import callbacks, datasets, objectives  # noqa: E402
+from probae import callbacks, data, datasets, objectives  # noqa: E402
 from probae.corruption import (  # noqa: E402
     Corruption,
     GaussianNoise,
@@ -42,6 +42,9 @@ from probae.priors import (  # noqa: E402
     StandardNormalPrior,
     VampPrior,
 )
+from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
+from probae.anomaly import anomaly_scores  # noqa: E402
+from probae.detector import AnomalyDetector  # noqa: E402
 from probae.reliability import (  # noqa: E402
     BackupAndRestore,
     InvalidModelFileError,
@@ -81,8 +84,13 @@ __all__ = [
     "DenoisingAutoencoder",
     "ConditionalVAE",
     "callbacks",
+    "data",
     "datasets",
     "objectives",
+    "StudentTDecoder",
+    "MixedDecoder",
+    "anomaly_scores",
+    "AnomalyDetector",
     "load_model",
     "set_seed",
     "StopOnNaN",

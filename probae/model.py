@@ -6,6 +6,7 @@ KL terms by the pure functions of ``probae.objectives``. Every named variant (au
 VAE, beta-VAE, IWAE, ...) is a configuration of this class; see ``probae.presets``.
 """
 
+import inspect
 import math
 
 import keras
@@ -294,7 +295,13 @@ class ProbabilisticAutoencoder(keras.Model):
         return inputs, None
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        # Under a distribution strategy every replica reads the same generator state:
+        # fold in the replica's index so replicas draw independent noise for their shards.
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+        return seed
 
     # ------------------------------------------------------------------ Keras steps
     def _unpack(self, data):
@@ -333,7 +340,18 @@ class ProbabilisticAutoencoder(keras.Model):
             values[self.penalty.name] = terms["penalty"]
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name], sample_weight=sample_weight)
-        return {t.name: t.result() for t in self._trackers}
+        results = {t.name: t.result() for t in self._trackers}
+        if self._multi_worker():
+            # Keras reduces step outputs across workers with reduce(MEAN, axis=0), which
+            # fails on scalars: give it shape [1] (the reduction returns a scalar).
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
+
+    def _multi_worker(self):
+        strategy = self.distribute_strategy
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.extended._in_multi_worker_mode()
+        )
 
     def train_step(self, data):
         x, condition, sample_weight = self._unpack(data)
@@ -450,7 +468,16 @@ class ProbabilisticAutoencoder(keras.Model):
         )
 
     def _build_from_dataset(self, x):
-        if self.built or not isinstance(x, tf.data.Dataset):
+        if self.built:
+            return
+        if isinstance(x, keras.utils.PyDataset):
+            # A PyDataset can be indexed: build from the shape of its first batch.
+            first = x[0]
+            while isinstance(first, (tuple, list)):
+                first = first[0]
+            self.build((None, *np.shape(first)[1:]))
+            return
+        if not isinstance(x, tf.data.Dataset):
             return
         spec = x.element_spec
         while isinstance(spec, (tuple, list)):
@@ -463,6 +490,10 @@ class ProbabilisticAutoencoder(keras.Model):
             x, y = self._prepare_array_data(x, y)
             return x, (y if self.condition_shape is not None else None)
         self._build_from_dataset(x)
+        if inspect.isgenerator(x):
+            # Keras wants generators to yield tuples; a bare batch of x is the usual thing
+            # for an unconditional model, so wrap it as (x,).
+            x = (b if isinstance(b, tuple) else (b,) for b in x)
         return x, y
 
     def fit(self, x=None, y=None, *args, validation_data=None, stop_on_nan=True, **kwargs):
@@ -489,8 +520,10 @@ class ProbabilisticAutoencoder(keras.Model):
             validation_data = (self._prepare_x(validation_data, "validation_data"),)
         if not self.built:
             raise ValueError(
-                "The model is not built and its input shape cannot be read from x: pass "
-                "input_shape=... to the model or call model.build((None, *shape)) first."
+                "The model is not built and its input shape cannot be read from x (a "
+                f"{type(x).__name__}: a Python generator cannot be inspected without "
+                "consuming it): pass input_shape=... to the model or call "
+                "model.build((None, *shape)) first."
             )
         if not self.compiled:
             self.compile()

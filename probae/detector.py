@@ -1,0 +1,454 @@
+"""``AnomalyDetector``: a scikit-learn outlier detector scoring by likelihood.
+
+It follows scikit-learn's outlier-detector conventions (as ``IsolationForest`` does):
+``fit(X)``, ``score_samples`` (higher = more normal), ``decision_function``
+(``score_samples - offset_``, negative for outliers), ``predict`` (+1 inlier, -1
+outlier), ``fit_predict``, ``contamination``, ``get_params`` / ``set_params`` /
+``sklearn.base.clone``, and it runs in a ``Pipeline``.
+"""
+
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+
+import keras
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from probae.anomaly import METHODS, anomaly_scores, default_method
+from probae.decoders import GaussianDecoder
+from probae.model import ProbabilisticAutoencoder
+from probae.presets import VAE
+from probae.tabular import MixedDecoder, StudentTDecoder
+
+__all__ = ["AnomalyDetector"]
+
+TABULAR_LIKELIHOODS = ("gaussian", "student_t")
+# Standardised values are clipped to this range before scoring, so that an absurd test
+# value gives a very large but finite score (never inf or NaN).
+_CLIP = 1e4
+# Floor on the decoder's scales, in standard deviations of the training data: no column is
+# claimed to be predictable to better than a tenth of its spread, so columns that the
+# model reconstructs almost exactly cannot dominate the score.
+_MIN_SCALE = 0.1
+_FITTED = ("mean_", "scale_", "constant_columns_", "offset_", "n_features_in_", "method_", "input_shape_")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class AnomalyDetector(OutlierMixin, BaseEstimator):
+    """Unsupervised anomaly detection with a probabilistic autoencoder.
+
+    ``fit`` trains a model on (possibly contaminated) data X without labels;
+    ``score_samples`` is its log-likelihood estimate, so low values are anomalies.
+
+    Data: a 2-D array is tabular: every column is standardised with the training mean
+    and standard deviation (``standardize=True``), columns constant in the training data
+    are dropped (they carry no information; their test values are ignored), and
+    standardised values are clipped to +-1e4. A 4-D array ``(n, height, width,
+    channels)`` (or 3-D ``(n, height, width)``) is images, used as they are. NaN or inf
+    in X raise ``ValueError``; fitting needs at least 2 rows.
+
+    Model: unless ``model`` is given, a VAE with an MLP (tabular data) or a CNN (images).
+    Tabular decoders' learned per-feature scales are floored at 0.1 (standardised
+    units). Tabular likelihood: "gaussian" (learned per-feature scale), "student_t" (heavy
+    tails), or ``column_types`` for mixed data (see ``probae.MixedDecoder``; only the
+    continuous columns are standardised). Images: "bernoulli" for values in [0, 1],
+    "gaussian" otherwise.
+
+    Args:
+        model: None (choose from the data), a ``ProbabilisticAutoencoder`` whose
+            configuration is copied (``fit`` trains a fresh copy with new weights; the
+            instance passed is never modified), or a callable ``input_shape -> model``.
+        method: the score (see ``probae.anomaly_scores``); None: "log_likelihood" for a
+            probabilistic encoder, "reconstruction" for a deterministic one.
+        contamination: "auto" or the expected fraction of outliers in (0, 0.5]. A
+            fraction sets ``offset_`` to that quantile of the training scores; "auto"
+            sets it to median - 3 * 1.4826 * MAD of the training scores (a robust
+            three-sigma rule).
+        likelihood: "auto", "gaussian", "student_t" or "bernoulli" (images).
+        column_types: None, or one type per column for mixed tabular data.
+        latent_dim: code size, or "auto" (tabular: min(8, max(2, d // 4)); images: 16).
+        hidden_units: widths of the MLP, or "auto" (tabular: (64, 32)).
+        architecture: "auto", "mlp" or "conv".
+        epochs: training epochs, or "auto" (about 400 gradient steps, between 10 and
+            100 epochs: short training keeps the model from memorising the anomalies
+            that contaminate the training data).
+        batch_size: training batch size.
+        learning_rate: Adam's learning rate.
+        num_samples: k for the score (None: the method's default).
+        standardize: standardise tabular columns.
+        random_state: int seed of the model's initialisation, training and scores
+            (``fit`` calls ``keras.utils.set_random_seed``), or None.
+        verbose: Keras' verbosity in ``fit``.
+
+    Attributes:
+        model_: the trained ``ProbabilisticAutoencoder``.
+        offset_: threshold on ``score_samples``.
+        method_: the score used.
+        mean_, scale_: standardisation of the columns (zero and one where not applied).
+        constant_columns_: boolean mask of the columns dropped as constant.
+        n_features_in_: ``X.shape[1]`` as scikit-learn defines it (columns; an image's
+            height).
+    """
+
+    def __init__(
+        self,
+        model=None,
+        method=None,
+        contamination="auto",
+        likelihood="auto",
+        column_types=None,
+        latent_dim="auto",
+        hidden_units="auto",
+        architecture="auto",
+        epochs="auto",
+        batch_size=64,
+        learning_rate=1e-3,
+        num_samples=None,
+        standardize=True,
+        random_state=0,
+        verbose=0,
+    ):
+        self.model = model
+        self.method = method
+        self.contamination = contamination
+        self.likelihood = likelihood
+        self.column_types = column_types
+        self.latent_dim = latent_dim
+        self.hidden_units = hidden_units
+        self.architecture = architecture
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.num_samples = num_samples
+        self.standardize = standardize
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        if self.method is not None and self.method not in METHODS[:-1]:
+            raise ValueError(
+                f"method must be None or one of {METHODS[:-1]}. Received: method={self.method!r}"
+            )
+        c = self.contamination
+        if not (c == "auto" if isinstance(c, str) else isinstance(c, numbers.Real) and 0 < c <= 0.5):
+            raise ValueError(
+                f"contamination must be 'auto' or a number in (0, 0.5]. Received: contamination={c!r}"
+            )
+        if self.likelihood not in ("auto", "bernoulli") + TABULAR_LIKELIHOODS:
+            raise ValueError(
+                "likelihood must be 'auto', 'gaussian', 'student_t' or 'bernoulli'. "
+                f"Received: likelihood={self.likelihood!r}"
+            )
+        for name in ("latent_dim", "epochs"):
+            value = getattr(self, name)
+            if value != "auto" and not (_is_int(value) and value > 0):
+                raise ValueError(
+                    f"{name} must be 'auto' or a positive integer. Received: {name}={value!r}"
+                )
+        for name in ("batch_size",):
+            value = getattr(self, name)
+            if not (_is_int(value) and value > 0):
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        lr = self.learning_rate
+        if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
+            raise ValueError(f"learning_rate must be a number > 0. Received: learning_rate={lr!r}")
+        if self.num_samples is not None and not (_is_int(self.num_samples) and self.num_samples > 0):
+            raise ValueError(
+                f"num_samples must be None or a positive integer. Received: num_samples={self.num_samples!r}"
+            )
+        if self.random_state is not None and not (_is_int(self.random_state) and self.random_state >= 0):
+            raise ValueError(
+                "random_state must be None or a non-negative integer. "
+                f"Received: random_state={self.random_state!r}"
+            )
+        m = self.model
+        if m is not None and not isinstance(m, ProbabilisticAutoencoder) and not callable(m):
+            raise TypeError(
+                "model must be None, a probae.ProbabilisticAutoencoder or a callable "
+                f"input_shape -> model. Received: model={type(m).__name__}"
+            )
+
+    def _validate(self, X, reset):
+        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float64, ensure_min_samples=1)
+        if X.ndim == 3:
+            X = X[..., None]
+        if X.ndim not in (2, 4):
+            raise ValueError(
+                "X must be a 2-D table (n_samples, n_features) or images (n, height, width"
+                f"[, channels]). Received: X with shape {X.shape}"
+            )
+        return X
+
+    def _continuous_mask(self, d):
+        if self.column_types is None:
+            return np.ones(d, bool)
+        types = list(self.column_types)
+        if len(types) != d:
+            raise ValueError(
+                f"column_types must have one entry per column ({d}). "
+                f"Received: {len(types)} entries"
+            )
+        return np.array([t in TABULAR_LIKELIHOODS for t in types])
+
+    def _transform(self, X):
+        """Validated X -> the model's float32 input."""
+        if X.ndim == 4:
+            return X.astype(np.float32)
+        Z = (X - self.mean_) / self.scale_
+        Z = np.clip(Z, -_CLIP, _CLIP)
+        return Z[:, ~self.constant_columns_].astype(np.float32)
+
+    # ------------------------------------------------------------------ model
+    def _tabular_decoder(self, d_kept, kept):
+        if self.column_types is not None:
+            types = [t for t, k in zip(self.column_types, kept) if k]
+            return MixedDecoder(types, event_shape=(d_kept,), min_scale=_MIN_SCALE)
+        likelihood = "gaussian" if self.likelihood == "auto" else self.likelihood
+        if likelihood == "bernoulli":
+            raise ValueError(
+                "likelihood='bernoulli' is for images with values in [0, 1]; use "
+                "column_types=['bernoulli', ...] for binary columns of a table."
+            )
+        cls = StudentTDecoder if likelihood == "student_t" else GaussianDecoder
+        return cls(event_shape=(d_kept,), scale="per_feature", min_scale=_MIN_SCALE)
+
+    def _make_model(self, input_shape, x):
+        if isinstance(self.model, ProbabilisticAutoencoder):
+            config = self.model.get_config()
+            return type(self.model).from_config(config)
+        if callable(self.model):
+            model = self.model(input_shape)
+            if not isinstance(model, ProbabilisticAutoencoder):
+                raise TypeError(
+                    "model(input_shape) must return a probae.ProbabilisticAutoencoder. "
+                    f"Received: {type(model).__name__}"
+                )
+            return model
+        seed = self.random_state
+        if len(input_shape) == 3:
+            latent = 16 if self.latent_dim == "auto" else self.latent_dim
+            likelihood = self.likelihood
+            if likelihood == "auto":
+                likelihood = "bernoulli" if x.min() >= 0 and x.max() <= 1 else "gaussian"
+            if likelihood == "student_t":
+                likelihood = StudentTDecoder(event_shape=input_shape)
+            kwargs = {} if self.hidden_units == "auto" else {"hidden_units": tuple(self.hidden_units)}
+            return VAE(input_shape, latent, likelihood=likelihood, architecture=self.architecture,
+                       seed=seed, **kwargs)
+        d = input_shape[0]
+        latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
+        hidden = (64, 32) if self.hidden_units == "auto" else tuple(self.hidden_units)
+        decoder = self._tabular_decoder(d, ~self.constant_columns_)
+        return VAE(input_shape, latent, likelihood=decoder, hidden_units=hidden,
+                   architecture=self.architecture, seed=seed)
+
+    def _epochs(self, n):
+        if self.epochs != "auto":
+            return self.epochs
+        steps_per_epoch = max(1, -(-n // self.batch_size))
+        return int(np.clip(round(400 / steps_per_epoch), 10, 100))
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X, y=None):
+        """Trains the model on X (labels are ignored) and sets ``offset_``.
+
+        Args:
+            X: ``(n_samples, n_features)`` table or ``(n, height, width[, channels])``
+                images; n_samples >= 2, finite values.
+            y: ignored.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: invalid parameters, NaN or inf in X, fewer than 2 samples, only
+                constant columns.
+        """
+        self._check_params()
+        X = self._validate(X, reset=True)
+        if X.shape[0] < 2:
+            raise ValueError(
+                f"AnomalyDetector needs at least 2 samples to fit. Received: n_samples = "
+                f"{X.shape[0]} (1 sample)"
+            )
+        if X.ndim == 2:
+            d = X.shape[1]
+            continuous = self._continuous_mask(d)
+            std = X.std(axis=0)
+            self.constant_columns_ = np.asarray(std <= 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0)))
+            if self.constant_columns_.all():
+                raise ValueError(
+                    "X has no non-constant column: every feature takes a single value in the "
+                    "training data, so there is nothing to model."
+                )
+            use = continuous & bool(self.standardize)
+            self.mean_ = np.where(use, X.mean(axis=0), 0.0)
+            self.scale_ = np.where(use & ~self.constant_columns_, std, 1.0)
+            self.scale_ = np.where(self.scale_ > 0, self.scale_, 1.0)
+        else:
+            self.constant_columns_ = np.zeros(0, bool)
+            self.mean_ = np.zeros(0)
+            self.scale_ = np.ones(0)
+        Z = self._transform(X)
+        self.input_shape_ = tuple(Z.shape[1:])
+        if self.random_state is not None:
+            keras.utils.set_random_seed(self.random_state)
+        model = self._make_model(self.input_shape_, Z)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        batch = min(self.batch_size, len(Z))
+        model.fit(Z, epochs=self._epochs(len(Z)), batch_size=batch, shuffle=True, verbose=self.verbose)
+        self.model_ = model
+        self.method_ = default_method(model) if self.method is None else self.method
+        scores = self._score(Z)
+        if self.contamination == "auto":
+            median = np.median(scores)
+            mad = np.median(np.abs(scores - median))
+            self.offset_ = float(median - 3 * 1.4826 * mad)
+        else:
+            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+        return self
+
+    def _score(self, Z):
+        seed = 0 if self.random_state is None else self.random_state
+        s = -anomaly_scores(self.model_, Z, method=self.method_, seed=seed, num_samples=self.num_samples)
+        return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
+
+    def score_samples(self, X):
+        """Log-likelihood-type score per example: higher means more normal.
+
+        Minus ``probae.anomaly_scores(model_, X, method_)`` on the standardised data.
+        """
+        check_is_fitted(self, "model_")
+        return self._score(self._transform(self._validate(X, reset=False)))
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for inliers, -1 for outliers (``decision_function(X) < 0``)."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def score_features(self, X):
+        """Per-feature anomaly contributions ``[n, n_kept_features]`` (higher = more anomalous).
+
+        Minus log p of each (standardised) feature given the code, from
+        ``anomaly_scores(..., method="reconstruction", per_feature=True)``; columns dropped
+        as constant get 0.
+        """
+        check_is_fitted(self, "model_")
+        X = self._validate(X, reset=False)
+        per = anomaly_scores(self.model_, self._transform(X), method="reconstruction", per_feature=True)
+        if X.ndim == 2:
+            full = np.zeros(X.shape, np.float32)
+            full[:, ~self.constant_columns_] = per
+            return full
+        return per
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self):
+        params = self.get_params(deep=False)
+        model_param = params.pop("model")
+        if model_param is not None and not isinstance(model_param, ProbabilisticAutoencoder):
+            raise ValueError(
+                "save supports model=None or a ProbabilisticAutoencoder, not a callable "
+                "(a function cannot be stored without pickle)."
+            )
+        fitted = {}
+        for key in _FITTED:
+            if hasattr(self, key):
+                value = getattr(self, key)
+                fitted[key] = value.tolist() if isinstance(value, np.ndarray) else value
+        return params, model_param, fitted
+
+    def save(self, path):
+        """Saves the detector to one zip file, without pickle.
+
+        The file holds ``params.json`` (the constructor parameters and fitted scalars and
+        arrays, as JSON) and the model in Keras' ``.keras`` format (``model.keras``, and
+        ``model_param.keras`` for a model passed as the ``model`` parameter).
+
+        Args:
+            path: file path (for example "detector.zip").
+        """
+        params, model_param, fitted = self._state()
+        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("params.json", json.dumps({"params": params, "fitted": fitted}))
+            for name, model in (("model.keras", getattr(self, "model_", None)), ("model_param.keras", model_param)):
+                if model is not None:
+                    file = os.path.join(tmp, name)
+                    model.save(file)
+                    zf.write(file, name)
+
+    @classmethod
+    def load(cls, path):
+        """Loads a detector written by ``save``; it scores exactly as the saved one."""
+        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
+            state = json.loads(zf.read("params.json"))
+            names = zf.namelist()
+            models = {}
+            for name in ("model.keras", "model_param.keras"):
+                if name in names:
+                    zf.extract(name, tmp)
+                    models[name] = keras.models.load_model(os.path.join(tmp, name))
+        params = state["params"]
+        if isinstance(params.get("hidden_units"), list):  # JSON has no tuples
+            params["hidden_units"] = tuple(params["hidden_units"])
+        det = cls(model=models.get("model_param.keras"), **params)
+        for key, value in state["fitted"].items():
+            if key in ("mean_", "scale_"):
+                value = np.asarray(value, np.float64)
+            elif key == "constant_columns_":
+                value = np.asarray(value, bool)
+            elif key == "input_shape_":
+                value = tuple(value)
+            setattr(det, key, value)
+        if "model.keras" in models:
+            det.model_ = models["model.keras"]
+        return det
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for key in ("model_", "model"):
+            value = state.get(key)
+            if isinstance(value, ProbabilisticAutoencoder):
+                state[key] = _ModelBytes(value)
+        return state
+
+    def __setstate__(self, state):
+        for key in ("model_", "model"):
+            if isinstance(state.get(key), _ModelBytes):
+                state[key] = state[key].load()
+        self.__dict__.update(state)
+
+
+class _ModelBytes:
+    """A model stored as the bytes of its ``.keras`` file (pickling support)."""
+
+    def __init__(self, model):
+        with tempfile.TemporaryDirectory() as tmp:
+            file = os.path.join(tmp, "m.keras")
+            model.save(file)
+            with open(file, "rb") as f:
+                self.data = f.read()
+
+    def load(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            file = os.path.join(tmp, "m.keras")
+            with open(file, "wb") as f:
+                f.write(self.data)
+            return keras.models.load_model(file)
+

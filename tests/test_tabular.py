@@ -1,0 +1,148 @@
+"""Tabular decoders: Student-t and mixed column types (closed forms, support, serialization)."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+
+import probae
+from probae.tabular import Columnwise, MixedDecoder, StudentTDecoder
+
+TYPES = ["gaussian", 3, "bernoulli", "student_t", "gaussian", 2]
+
+
+def _mixed_params(batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch, len(TYPES), 3)).astype(np.float32)
+
+
+def _mixed_data(batch=4, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.c_[
+        rng.normal(size=batch), rng.integers(0, 3, batch), rng.integers(0, 2, batch),
+        rng.standard_t(3, batch), rng.normal(size=batch), rng.integers(0, 2, batch),
+    ].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mixed_decoder():
+    dec = MixedDecoder(TYPES, df=4.0, min_scale=0.01)
+    dec.build((None, 2))
+    dec.raw_scale.assign(np.linspace(-1.0, 1.0, len(TYPES)).astype(np.float32))
+    return dec
+
+
+def test_mixed_log_prob_is_sum_of_per_column_closed_forms(mixed_decoder):
+    params, x = _mixed_params(), _mixed_data()
+    per_column = mixed_decoder.distribution(tf.constant(params)).log_prob(x).numpy()
+    scale = np.log1p(np.exp(np.linspace(-1.0, 1.0, len(TYPES)))) + 0.01
+    expected = np.zeros_like(per_column)
+    for j, t in enumerate(TYPES):
+        p, col = params[:, j], x[:, j]
+        if t == "gaussian":
+            expected[:, j] = scipy.stats.norm.logpdf(col, p[:, 0], scale[j])
+        elif t == "student_t":
+            expected[:, j] = scipy.stats.t.logpdf(col, 4.0, p[:, 0], scale[j])
+        elif t == "bernoulli":
+            expected[:, j] = col * p[:, 0] - np.log1p(np.exp(p[:, 0]))
+        else:
+            logits = p[:, :t]
+            lse = np.log(np.exp(logits).sum(-1))
+            expected[:, j] = logits[np.arange(len(col)), col.astype(int)] - lse
+    np.testing.assert_allclose(per_column, expected, rtol=1e-5, atol=1e-5)
+    # The decoder's Independent sums the columns into one number per example.
+    total = tf.reduce_sum(per_column, -1).numpy()
+    dist = probae.decoders.tfd.Independent(mixed_decoder.distribution(tf.constant(params)), 1)
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), total, rtol=1e-6)
+
+
+def test_mixed_mean_sample_and_mode(mixed_decoder):
+    params = _mixed_params()
+    dist = mixed_decoder.distribution(tf.constant(params))
+    assert isinstance(dist, Columnwise)
+    mean = dist.mean().numpy()
+    np.testing.assert_allclose(mean[:, 0], params[:, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(mean[:, 2], 1 / (1 + np.exp(-params[:, 2, 0])), rtol=1e-5)
+    np.testing.assert_array_equal(mean[:, 1], params[:, 1, :3].argmax(-1))
+    np.testing.assert_array_equal(mean[:, 5], params[:, 5, :2].argmax(-1))
+    draws = dist.sample(2000, seed=[1, 2]).numpy()
+    assert draws.shape == (2000, 4, len(TYPES))
+    assert set(np.unique(draws[..., 1])) <= {0.0, 1.0, 2.0}
+    assert set(np.unique(draws[..., 2])) <= {0.0, 1.0}
+    # Bernoulli column: sample mean within 4 standard errors of sigmoid(logit).
+    p = 1 / (1 + np.exp(-params[:, 2, 0]))
+    assert np.all(np.abs(draws[..., 2].mean(0) - p) < 4 * np.sqrt(p * (1 - p) / 2000) + 1e-3)
+
+
+def test_student_t_decoder_closed_form():
+    dec = StudentTDecoder(event_shape=(3,), df=3.0, scale=2.0)
+    params = tf.constant([[[0.5], [-1.0], [2.0]]])
+    x = np.array([[1.0, 0.0, -3.0]], np.float32)
+    got = dec.distribution(params).log_prob(x).numpy()
+    np.testing.assert_allclose(got, scipy.stats.t.logpdf(x, 3.0, [[0.5, -1.0, 2.0]], 2.0), rtol=1e-5)
+
+
+def test_student_t_tends_to_gaussian_for_large_df():
+    params = tf.constant([[[0.3], [0.0]]])
+    x = np.array([[1.0, -2.0]], np.float32)
+    t = StudentTDecoder(event_shape=(2,), df=1e6, scale=1.0).distribution(params).log_prob(x)
+    g = probae.GaussianDecoder(event_shape=(2,), scale=1.0).distribution(params).log_prob(x)
+    np.testing.assert_allclose(t.numpy(), g.numpy(), atol=1e-4)
+
+
+def test_mixed_vae_trains_saves_and_loads(tmp_path):
+    x = _mixed_data(64, seed=3)
+    model = probae.VAE((len(TYPES),), 2, likelihood=MixedDecoder(TYPES), hidden_units=(8,))
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    elbo = model.elbo(x, seed=0)
+    assert np.all(np.isfinite(elbo))
+    path = tmp_path / "mixed.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.elbo(x, seed=0), elbo, rtol=1e-6)
+    assert loaded.decoder.column_types == TYPES
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        ({"column_types": []}, ValueError, "column_types"),
+        ({"column_types": "gaussian"}, ValueError, "column_types"),
+        ({"column_types": ["gaussian", "poisson"]}, ValueError, "column_types[1]"),
+        ({"column_types": ["gaussian", 1]}, ValueError, "column_types[1]"),
+        ({"column_types": ["gaussian", True]}, ValueError, "column_types[1]"),
+        ({"column_types": ["gaussian"], "df": 0.0}, ValueError, "df"),
+        ({"column_types": ["gaussian"], "min_scale": -1.0}, ValueError, "min_scale"),
+        ({"column_types": ["gaussian"], "event_shape": (3,)}, ValueError, "event_shape"),
+    ],
+)
+def test_mixed_decoder_bad_arguments(kwargs, exc, name):
+    with pytest.raises(exc, match=rf"{name.replace('[', '.').replace(']', '.')}"):
+        MixedDecoder(**kwargs)
+
+
+def test_student_t_bad_df():
+    with pytest.raises(ValueError, match="df"):
+        StudentTDecoder(df=-1.0)
+
+
+@pytest.mark.parametrize(
+    "column, value, match",
+    [(2, 0.5, r"x\[:, 2\] must hold 0 or 1"), (1, 3.0, r"x\[:, 1\] must hold an integer code in 0..2"),
+     (5, -1.0, r"x\[:, 5\]")],
+)
+def test_mixed_support_errors(column, value, match):
+    x = _mixed_data(4)
+    x[0, column] = value
+    with pytest.raises(ValueError, match=match):
+        MixedDecoder(TYPES).check_support(x)
+
+
+def test_columnwise_rejects_a_bad_partition():
+    comp = probae.decoders.tfd.Normal(tf.zeros((2, 2)), 1.0)
+    with pytest.raises(ValueError, match="partition"):
+        Columnwise([comp], [[0, 2]], 2)
+    assert math.isfinite(float(Columnwise([comp], [[0, 1]], 2).log_prob(tf.zeros((2, 2)))[0, 0]))
