@@ -2,6 +2,8 @@
 
     probae train vae mnist --epochs 10 --out runs/vae      # model.keras, metrics.json, PNGs
     probae train vae mnist --epochs 10 --out runs/vae --resume   # after an interruption
+    probae train denoising_autoencoder mnist --corruption 0.3 --out runs/dae
+    probae train sparse_autoencoder mnist --sparsity 0.05 --out runs/sae
     probae evaluate runs/vae/model.keras mnist              # log p(x), bits/dim, ELBO parts
     probae score runs/vae/model.keras data.csv --out scores.csv
     probae sample runs/vae/model.keras --n 64 --out samples.png
@@ -29,7 +31,11 @@ PRESETS = {
     "vae": "VAE",
     "beta_vae": "BetaVAE",
     "iwae": "IWAE",
+    "sparse_autoencoder": "SparseAutoencoder",
+    "denoising_autoencoder": "DenoisingAutoencoder",
 }
+# ConditionalVAE is not a preset here: every command would need the condition of each
+# example (labels at train, evaluate, score and sample time), which the data specs lack.
 
 _EXIT_USAGE = 2
 
@@ -211,6 +217,14 @@ def _build_model(spec, input_shape, args):
         options["likelihood"] = args.likelihood
     if args.beta is not None:
         options["beta"] = args.beta
+    if args.sparsity is not None:
+        if factory is not presets.SparseAutoencoder:
+            raise CommandError(
+                f"--sparsity applies to the sparse_autoencoder preset only. Received: {spec!r}"
+            )
+        options["sparsity"] = args.sparsity
+    if args.corruption is not None:
+        options["corruption"] = args.corruption  # masking-noise rate; any preset
     options.setdefault("hidden_units", (256, 128))
     try:
         return factory(input_shape, **options)
@@ -401,6 +415,11 @@ def build_parser():
                    "for data in [0, 1], else gaussian)")
     p.add_argument("--architecture", default="mlp", choices=("auto", "mlp", "conv"))
     p.add_argument("--beta", type=float, default=None, help="KL weight (VAE presets)")
+    p.add_argument("--sparsity", type=float, default=None,
+                   help="target mean code activation in (0, 1) (sparse_autoencoder; default 0.05)")
+    p.add_argument("--corruption", type=float, default=None,
+                   help="masking-noise rate in [0, 1) on the input in training (any preset: "
+                        "denoising_autoencoder defaults to 0.25; with vae, a denoising VAE)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--num-samples", type=int, default=100,

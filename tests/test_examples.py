@@ -10,7 +10,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
-ALL = ["quickstart", "autoencoder_mnist", "beta_vae", "conditional_vae", "anomaly_mnist",
+ALL = ["quickstart", "autoencoder_mnist", "autoencoder_family", "beta_vae", "conditional_vae", "anomaly_mnist",
        "out_of_distribution"]
 TINY = ["--dataset", "digits", "--epochs", "1", "--max-examples", "300", "--verbose", "0"]
 
@@ -47,6 +47,28 @@ def test_autoencoder_mnist_loss_is_binary_cross_entropy(tmp_path):
     # The degenerate case: minus the Bernoulli log-likelihood is the summed BCE.
     assert result["bce"] == pytest.approx(-result["reconstruction_log_likelihood"] / 64, rel=1e-3)
     assert 0.05 < result["bce"] < np.log(2.0) + 0.05
+    _check_pngs(out, ["reconstructions.png"])
+
+
+def test_autoencoder_family(tmp_path):
+    example = _load("autoencoder_family")
+    out = str(tmp_path / "f")
+    rows = example.main(example.parse_args(
+        TINY + ["--out", out, "--epochs", "3", "--latent-dim", "8", "--hidden-units", "32",
+                "--columns", "6"]))
+    by_name = {r["model"]: r for r in rows}
+    assert list(by_name) == ["vanilla", "sparse", "denoising", "convolutional", "VAE"]
+    for r in rows:
+        # Binary 8 x 8 digits: an untrained Bernoulli decoder gives 64 log 2 = 44.4 nats.
+        assert -44.4 < r["reconstruction_log_likelihood"] < -1.0, r
+        assert r["parameters"] > 0 and np.isfinite(r["seconds"]) and r["seconds"] > 0
+    # The dense autoencoders share the networks: the same parameter count; the VAE's
+    # encoder also outputs a scale per code unit.
+    assert by_name["vanilla"]["parameters"] == by_name["sparse"]["parameters"]
+    assert by_name["vanilla"]["parameters"] == by_name["denoising"]["parameters"]
+    assert by_name["VAE"]["parameters"] == by_name["vanilla"]["parameters"] + 33 * 8
+    image = matplotlib.image.imread(os.path.join(out, "reconstructions.png"))
+    assert image.shape[0] > image.shape[1] / 3  # six rows of images: input and five models
     _check_pngs(out, ["reconstructions.png"])
 
 
