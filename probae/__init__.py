@@ -10,7 +10,7 @@ import os as _os
 # TFP imports tf_keras at import time; probae itself uses Keras 3 only.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import callbacks, datasets, objectives  # noqa: E402
+from probae import callbacks, data, datasets, objectives  # noqa: E402
 from probae.corruption import (  # noqa: E402
     Corruption,
     GaussianNoise,
@@ -25,6 +25,7 @@ from probae.decoders import (  # noqa: E402
     LaplaceDecoder,
 )
 from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
+from probae.evaluation import evaluate_likelihood  # noqa: E402
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.penalties import CodePenalty, SparsityPenalty  # noqa: E402
 from probae.presets import (  # noqa: E402
@@ -83,7 +84,9 @@ __all__ = [
     "SparseAutoencoder",
     "DenoisingAutoencoder",
     "ConditionalVAE",
+    "evaluate_likelihood",
     "callbacks",
+    "data",
     "datasets",
     "objectives",
     "StudentTDecoder",

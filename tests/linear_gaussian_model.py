@@ -14,10 +14,17 @@ import numpy as np
 import probae
 
 
-def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0):
-    """Returns ``(model, exact_log_prob)`` where ``exact_log_prob(x)`` is log p(x) in float64."""
+def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0, dead_units=0):
+    """Returns ``(model, exact_log_prob)`` where ``exact_log_prob(x)`` is log p(x) in float64.
+
+    ``dead_units``: the last columns of W are zero, so those latent units do not affect x
+    (their posterior mean is constant: inactive units). ``model.linear_gaussian`` holds
+    the parameters (W, b, noise, the encoder's A and scales) for other closed forms.
+    """
     rng = np.random.default_rng(seed)
     W = rng.normal(size=(data_dim, latent_dim))
+    if dead_units:
+        W[:, latent_dim - dead_units :] = 0.0
     b = rng.normal(size=data_dim)
     S = np.linalg.inv(np.eye(latent_dim) + W.T @ W / noise**2)
     A = S @ W.T / noise**2
@@ -45,4 +52,5 @@ def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0):
         return (z @ W.T + b + noise * r.normal(size=(n, data_dim))).astype(np.float32)
 
     model.sample_data = sample_data
+    model.linear_gaussian = {"W": W, "b": b, "noise": noise, "A": A, "q_scale": sd + min_scale, "cov_x": cov}
     return model, exact_log_prob

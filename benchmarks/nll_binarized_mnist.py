@@ -1,0 +1,394 @@
+"""Test negative log-likelihood on binarized MNIST, beside published figures.
+
+Trains a one-stochastic-layer model (784-H-H-d, default 200-200-50 tanh, as in Burda et
+al. 2016) on the fixed binarization of Larochelle and Murray (50,000 train / 10,000
+valid / 10,000 test), keeps the checkpoint with the best validation ELBO, and reports
+the test NLL estimated with ``probae.evaluate_likelihood`` (k importance samples,
+default 5000) with its standard error. Training checkpoints every epoch into
+``--run-dir`` (optimizer state included), so a run stopped by ``--until`` or by a
+crash resumes where it stopped with ``--resume``.
+
+It also times a hand-written ``tf.function`` importance-sampling estimator of the same
+maths on the same network and images, and prints probae's speed ratio.
+
+Examples:
+    # the long run (in the background, resumable)
+    nice -n 19 python benchmarks/nll_binarized_mnist.py --model vae --epochs 1000 \
+        --until 15:10 --resume --run-dir runs/nll/vae --no-eval
+    # evaluate the best checkpoint of that run and write BENCHMARKS.md
+    python benchmarks/nll_binarized_mnist.py --model vae --epochs 0 --resume \
+        --run-dir runs/nll/vae --eval-k 5000 --write-benchmarks
+
+Priors: ``--prior standard`` (N(0, I)), ``--prior mog`` (``MixtureOfGaussiansPrior``,
+``--components``), ``--prior vamp`` (``probae.VampPrior`` with ``--components``
+pseudo-inputs in [0, 1]); ``make_prior`` is the one place to add a prior. The speed
+comparison runs for the N(0, I) prior only (the hand-written estimator assumes it).
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "PROBAE_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets").is_dir():
+    os.environ["PROBAE_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import probae  # noqa: E402
+
+PUBLISHED = [
+    ("VAE", "Rezende and Mohamed 2015", 89.9),
+    ("IWAE k=50", "Burda et al. 2016, appendix", 87.1),
+    ("VAE", "pythae's reproduction", 89.78),
+    ("IWAE", "pythae's reproduction", 86.82),
+    ("VampPrior", "pythae's reproduction", 85.79),
+    ("VampPrior", "Tomczak and Welling 2018", 85.57),
+]
+SECTION = "## Test NLL on binarized MNIST (issue 4)"
+
+
+# ---------------------------------------------------------------------------- model
+def make_prior(args):
+    """The prior named by ``--prior``: the hook where new priors are added."""
+    if args.prior == "standard":
+        return None
+    if args.prior == "mog":
+        return probae.MixtureOfGaussiansPrior(num_components=args.components)
+    if args.prior == "vamp":
+        if not hasattr(probae, "VampPrior"):
+            raise SystemExit(
+                "--prior vamp needs probae.VampPrior, which this probae does not have yet "
+                "(it is added by the prior-family issue). Use --prior standard or mog."
+            )
+        return probae.VampPrior(num_pseudo_inputs=args.components, pseudo_input_range=(0.0, 1.0))
+    raise SystemExit(f"unknown --prior {args.prior!r}")
+
+
+def make_model(args):
+    common = dict(
+        input_shape=(784,),
+        latent_dim=args.latent,
+        likelihood="bernoulli",
+        prior=make_prior(args),
+        architecture="mlp",
+        hidden_units=tuple(args.hidden),
+        activation=args.activation,
+        seed=args.seed,
+    )
+    if args.model == "vae":
+        model = probae.VAE(num_samples=1, beta=1.0, **common)
+    else:
+        model = probae.IWAE(num_samples=args.k, **common)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr))
+    return model
+
+
+def learning_rate(epoch, args):
+    """Learning rate of ``epoch`` (0-based) under ``--schedule``."""
+    if args.schedule == "constant":
+        return args.lr
+    if args.schedule == "exponential":  # lr * decay ** (epoch / decay_epochs)
+        return max(args.lr * args.decay ** (epoch / args.decay_epochs), args.min_lr)
+    # cosine from lr to min_lr over --epochs
+    t = min(epoch / max(args.epochs, 1), 1.0)
+    return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * t))
+
+
+# ---------------------------------------------------------------------------- training
+class RunState(keras.callbacks.Callback):
+    """Checkpoints every epoch (last.keras + state.json), keeps best.keras on valid ELBO,
+    sets the learning rate and KL warm-up, prints progress and stops at ``--until``."""
+
+    def __init__(self, args, state, deadline):
+        super().__init__()
+        self.args, self.state, self.deadline = args, state, deadline
+        self.run_dir = pathlib.Path(args.run_dir)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
+        self.model.optimizer.learning_rate.assign(learning_rate(epoch, self.args))
+        if self.args.model == "vae" and self.args.warmup > 0:
+            self.model.beta = min(1.0, (epoch + 1) / self.args.warmup)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.time() - self._t0
+        st = self.state
+        st["epochs"] = epoch + 1
+        st["train_seconds"] = st.get("train_seconds", 0.0) + seconds
+        val = float(logs.get("val_elbo", -np.inf))
+        # Selection on the validation objective: the ELBO (VAE) or the k-sample bound (IWAE).
+        val_objective = val if self.args.model == "vae" else -float(logs.get("val_loss", np.inf))
+        improved = val_objective > st.get("best_val_objective", -np.inf)
+        if improved:
+            st["best_val_objective"], st["best_epoch"] = val_objective, epoch + 1
+            self.model.save(self.run_dir / "best.keras")
+        self.model.save(self.run_dir / "last.keras")
+        st.setdefault("history", []).append(
+            {"epoch": epoch + 1, "seconds": round(seconds, 2), "elbo": float(logs.get("elbo", np.nan)),
+             "val_elbo": val, "val_objective": val_objective, "lr": float(learning_rate(epoch, self.args))}
+        )
+        (self.run_dir / "state.json").write_text(json.dumps(st, indent=1))
+        print(
+            f"epoch {epoch + 1}: {seconds:.1f} s, train elbo {logs.get('elbo', np.nan):.2f}, "
+            f"valid elbo {val:.2f}, valid objective {val_objective:.2f}{' (best)' if improved else ''}, "
+            f"lr {learning_rate(epoch, self.args):.2e}",
+            flush=True,
+        )
+        if self.deadline is not None and time.time() > self.deadline:
+            print("reached --until: stopping (resume with --resume)", flush=True)
+            self.model.stop_training = True
+
+
+def parse_until(text):
+    if text is None:
+        return None
+    hour, minute = (int(v) for v in text.split(":"))
+    now = datetime.datetime.now()
+    when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return when.timestamp()
+
+
+def train(args, x_train, x_valid):
+    run_dir = pathlib.Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.json"
+    if args.resume and (run_dir / "last.keras").exists():
+        state = json.loads(state_path.read_text())
+        model = keras.models.load_model(run_dir / "last.keras")
+        print(f"resumed {run_dir} at epoch {state['epochs']}", flush=True)
+    else:
+        state = {"args": vars(args), "epochs": 0, "train_seconds": 0.0}
+        model = make_model(args)
+    if state["epochs"] < args.epochs and (args.until is None or time.time() < parse_until(args.until)):
+        callback = RunState(args, state, parse_until(args.until))
+        model.fit(
+            x_train,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            initial_epoch=state["epochs"],
+            validation_data=x_valid,
+            callbacks=[callback],
+            shuffle=True,
+            verbose=0,
+        )
+    best = run_dir / "best.keras"
+    if best.exists():
+        model = keras.models.load_model(best)
+    return model, state
+
+
+# ---------------------------------------------------------------------------- baseline
+def handwritten_estimator(model, k, batch_size):
+    """A hand-written ``tf.function`` IS estimator of log p(x) for a Bernoulli-decoder,
+    Gaussian-encoder, N(0, I)-prior model, reading the model's Dense weights directly:
+    the reference probae's evaluation is timed against. Each call takes ``batch_size``
+    images with all k samples at once (1 image per call was the fastest of 1, 2 and 10
+    here)."""
+    enc = [layer for layer in model.encoder.network.layers if isinstance(layer, keras.layers.Dense)]
+    dec = [layer for layer in model.decoder.network.layers if isinstance(layer, keras.layers.Dense)]
+    enc_w = [(l.kernel, l.bias) for l in enc] + [(model.encoder.head.kernel, model.encoder.head.bias)]
+    dec_w = [(l.kernel, l.bias) for l in dec] + [(model.decoder.head.kernel, model.decoder.head.bias)]
+    act = keras.activations.get(model.encoder.activation)
+    d = model.latent_dim
+    min_scale = model.encoder.min_scale
+    log2pi = math.log(2 * math.pi)
+
+    @tf.function
+    def estimate(x, seed):
+        h = x
+        for w, b in enc_w[:-1]:
+            h = act(h @ w + b)
+        params = h @ enc_w[-1][0] + enc_w[-1][1]
+        mu, sigma = params[:, :d], tf.nn.softplus(params[:, d:]) + min_scale
+        eps = tf.random.stateless_normal([k, tf.shape(x)[0], d], seed)
+        z = mu + sigma * eps
+        log_q = tf.reduce_sum(-0.5 * eps**2 - tf.math.log(sigma) - 0.5 * log2pi, -1)
+        log_p = tf.reduce_sum(-0.5 * z**2 - 0.5 * log2pi, -1)
+        h = tf.reshape(z, [-1, d])
+        for w, b in dec_w[:-1]:
+            h = act(h @ w + b)
+        logits = tf.reshape(h @ dec_w[-1][0] + dec_w[-1][1], [k, -1, 784])
+        log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(tf.broadcast_to(x, tf.shape(logits)), logits), -1)
+        return tf.reduce_logsumexp(log_px + log_p - log_q, 0) - math.log(k)
+
+    def run(x):
+        out = []
+        for i in range(0, len(x), batch_size):
+            out.append(estimate(tf.constant(x[i : i + batch_size]), tf.constant([i, 7])).numpy())
+        return np.concatenate(out)
+
+    return run
+
+
+def time_comparison(model, x, k, baseline_batch, repeats=2):
+    """Times probae.evaluate_likelihood and the hand-written estimator on the same x.
+
+    The two alternate ``repeats`` times and the fastest of each counts, which damps the
+    noise of a shared machine. Tracing is done before timing, for both."""
+    reference = handwritten_estimator(model, k, baseline_batch)
+    reference(x[:baseline_batch])  # trace
+    probae.evaluate_likelihood(model, x[:100], num_samples=k, seed=0)  # trace (batches of 100)
+    t_ref = t_probae = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ref = reference(x)
+        t_ref = min(t_ref, time.perf_counter() - t)
+        t = time.perf_counter()
+        res = probae.evaluate_likelihood(model, x, num_samples=k, seed=0)
+        t_probae = min(t_probae, time.perf_counter() - t)
+    print(
+        f"speed, k={k} on {len(x)} images: hand-written tf.function {t_ref:.1f} s "
+        f"(NLL {-ref.mean():.2f}), probae.evaluate_likelihood {t_probae:.1f} s "
+        f"(NLL {-res['log_likelihood']:.2f}, also ELBO, KL, active units); "
+        f"ratio probae / hand-written = {t_probae / t_ref:.2f}",
+        flush=True,
+    )
+    return t_ref, t_probae
+
+
+# ---------------------------------------------------------------------------- report
+def write_benchmarks(path, row):
+    """Adds ``row`` to this benchmark's section of BENCHMARKS.md (creating it if needed)."""
+    path = pathlib.Path(path)
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    header = (
+        f"{SECTION}\n\n"
+        "Fixed binarization (Larochelle and Murray 2011), one stochastic layer, test NLL in nats "
+        "(lower is better), estimated by importance sampling with `probae.evaluate_likelihood` "
+        "(k samples per image, +- one standard error over images). Published figures are on the "
+        "same data. Produced by `benchmarks/nll_binarized_mnist.py`.\n\n"
+        "| model | test NLL (nats) | epochs | train wall time | evaluation | command | machine |\n"
+        "|---|---|---|---|---|---|---|\n"
+        + "".join(f"| {m} ({src}) | {v:.2f} | | | | published | |\n" for m, src, v in PUBLISHED)
+    )
+    if SECTION not in text:
+        text = text.rstrip("\n") + "\n\n" + header
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    end = len(text) if end < 0 else end + 1
+    section = text[start:end].rstrip("\n") + "\n" + row + "\n"
+    text = text[:start] + section + ("\n" + text[end:] if end < len(text) else "")
+    path.write_text(text)
+    print(f"wrote a row to {path}", flush=True)
+
+
+TRAIN_FLAGS = ("model", "k", "prior", "components", "hidden", "latent", "activation", "epochs",
+               "batch_size", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup", "seed")
+
+
+def training_command(args):
+    """The command line that trained a run, rebuilt from its stored arguments."""
+    parts = ["python benchmarks/nll_binarized_mnist.py"]
+    for key in TRAIN_FLAGS:
+        if key in args:
+            value = args[key]
+            value = " ".join(map(str, value)) if isinstance(value, list) else value
+            parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts) + " --resume [--until HH:MM]"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("vae", "iwae"), default="vae")
+    p.add_argument("--k", type=int, default=5, help="IWAE training samples (5 or 50)")
+    p.add_argument("--prior", choices=("standard", "mog", "vamp"), default="standard")
+    p.add_argument("--components", type=int, default=500, help="mixture components / pseudo-inputs")
+    p.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
+    p.add_argument("--latent", type=int, default=50)
+    p.add_argument("--activation", default="tanh")
+    p.add_argument("--epochs", type=int, default=100, help="total epochs (a resumed run continues to it)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--schedule", choices=("constant", "exponential", "cosine"), default="exponential")
+    p.add_argument("--decay", type=float, default=0.5, help="exponential: factor per --decay-epochs")
+    p.add_argument("--decay-epochs", type=float, default=100.0)
+    p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--warmup", type=int, default=0, help="VAE: epochs of linear KL warm-up (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default=None, help="checkpoints (default runs/nll_binarized_mnist/<model>)")
+    p.add_argument("--resume", action="store_true", help="continue from --run-dir/last.keras")
+    p.add_argument("--until", default=None, help="HH:MM (machine clock): stop training after the epoch running then")
+    p.add_argument("--no-eval", action="store_true", help="train only")
+    p.add_argument("--eval-k", type=int, default=5000)
+    p.add_argument("--eval-n", type=int, default=None, help="evaluate on the first n test images only")
+    p.add_argument("--eval-batch-size", type=int, default=None)
+    p.add_argument("--eval-minutes", type=float, default=None,
+                   help="evaluate the first n test images, n as large as fits this budget at the measured speed")
+    p.add_argument("--time-n", type=int, default=200, help="images for the speed comparison (0: skip)")
+    p.add_argument("--time-k", type=int, default=None, help="k of the speed comparison (default --eval-k)")
+    p.add_argument("--baseline-images", type=int, default=1,
+                   help="images per call of the hand-written estimator (all k samples at once)")
+    p.add_argument("--write-benchmarks", nargs="?", const=str(REPO / "BENCHMARKS.md"), default=None)
+    p.add_argument("--machine", default=None, help="machine description for the table")
+    args = p.parse_args(argv)
+    if args.run_dir is None:
+        args.run_dir = str(REPO / "runs" / "nll_binarized_mnist" / f"{args.model}_{args.prior}")
+    command = "python benchmarks/nll_binarized_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    keras.utils.set_random_seed(args.seed)
+    x_train, x_valid, x_test = probae.datasets.load_binarized_mnist()
+    model, state = train(args, x_train, x_valid)
+    print(
+        f"model: {args.model} prior={args.prior}, {state['epochs']} epochs in "
+        f"{state['train_seconds'] / 60:.1f} min; best valid objective {state.get('best_val_objective', float('nan')):.2f} "
+        f"at epoch {state.get('best_epoch')}",
+        flush=True,
+    )
+    if args.no_eval:
+        return
+    t_ref = t_probae = None
+    if args.time_n and args.prior != "standard":
+        print("speed comparison skipped: the hand-written estimator assumes the N(0, I) prior", flush=True)
+    elif args.time_n:
+        t_ref, t_probae = time_comparison(
+            model, x_test[: args.time_n], args.time_k or args.eval_k, args.baseline_images
+        )
+    eval_n = len(x_test) if args.eval_n is None else args.eval_n
+    if args.eval_minutes is not None and t_probae is not None:
+        # As many test images as the measured speed allows in the budget (multiples of 500).
+        per_image = t_probae / args.time_n * args.eval_k / (args.time_k or args.eval_k)
+        affordable = int(args.eval_minutes * 60 / per_image) // 500 * 500
+        eval_n = max(500, min(eval_n, affordable))
+        print(f"--eval-minutes {args.eval_minutes}: evaluating {eval_n} test images", flush=True)
+    x_eval = x_test[:eval_n]
+    t = time.perf_counter()
+    res = probae.evaluate_likelihood(
+        model, x_eval, num_samples=args.eval_k, batch_size=args.eval_batch_size, seed=args.seed, verbose=1
+    )
+    eval_seconds = time.perf_counter() - t
+    nll = -res["log_likelihood"]
+    print(
+        f"test NLL {nll:.2f} +- {res['stderr']:.2f} nats (k={args.eval_k}, {len(x_eval)} images, "
+        f"{eval_seconds / 60:.1f} min); ELBO {res['elbo']:.2f} = reconstruction {res['reconstruction']:.2f} "
+        f"- KL {res['kl']:.2f}; {res['active_units']} active units; {res['bits_per_dim']:.4f} bits/dim",
+        flush=True,
+    )
+    if args.write_benchmarks:
+        machine = args.machine or f"{platform.machine()} CPU, {os.cpu_count()} cores"
+        name = f"probae {args.model.upper()}" + (f" k={args.k}" if args.model == "iwae" else "")
+        name += f", prior {args.prior}, {'-'.join(map(str, args.hidden))}-{args.latent} {args.activation}"
+        speed = "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
+        row = (
+            f"| {name} | **{nll:.2f} +- {res['stderr']:.2f}** | {state['epochs']} (best valid at "
+            f"{state.get('best_epoch')}) | {state['train_seconds'] / 60:.0f} min | k={args.eval_k} on "
+            f"{len(x_eval)} test images, {eval_seconds / 60:.1f} min{speed} | train: "
+            f"`{training_command(state['args'])}`; evaluate: `{command}` | {machine} |"
+        )
+        write_benchmarks(args.write_benchmarks, row)
+
+
+if __name__ == "__main__":
+    main()
