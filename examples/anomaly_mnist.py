@@ -1,10 +1,13 @@
 """One-class anomaly detection on MNIST: train on one digit, flag the others.
 
-A VAE trained only on the "normal" digit (default 0) gives a log-likelihood log p(x) to
-every test image; the anomaly score is minus that (importance-sampled, k samples). The
-script prints the AUROC, and saves the score histograms with the ROC curve and the
-per-pixel anomaly maps (minus the decoder's log p(x_i given z) at the encoder's mean) of the
-most and least anomalous test images.
+A VAE trained only on the "normal" digit (default 0) scores every test image with
+``probae.anomaly_scores(model, x, method="log_likelihood")``: minus the importance-sampled
+log p(x) (k samples, common random numbers with a fixed seed, so the scores are
+reproducible). The script prints the AUROC (the normal digit against the nine others),
+and saves the score histograms with the ROC curve and the per-pixel anomaly maps of the
+three most normal and three most anomalous test images: ``anomaly_scores(...,
+method="reconstruction", per_feature=True)``, minus the decoder's log p(x_i | z) of each
+pixel at the encoder's mean code, which sums to the image's reconstruction score.
 
     python examples/anomaly_mnist.py --normal-class 0      # a couple of minutes on a CPU
 """
@@ -39,8 +42,8 @@ def main(args):
     model.fit(x_normal, epochs=args.epochs, batch_size=64, verbose=args.verbose)
 
     x_eval, y_eval = x_test[: args.test_examples], y_test[: args.test_examples]
-    scores = -model.log_likelihood(x_eval, num_samples=args.num_samples, seed=0,
-                                   verbose=args.verbose)
+    scores = probae.anomaly_scores(model, x_eval, method="log_likelihood", seed=0,
+                                   num_samples=args.num_samples)
     is_normal = y_eval == args.normal_class
     os.makedirs(args.out, exist_ok=True)
     plotting.plot_anomaly_scores(scores[is_normal], scores[~is_normal],
@@ -51,12 +54,13 @@ def main(args):
 
     order = np.argsort(scores)
     shown = np.concatenate([order[:3], order[-3:]])  # 3 most normal, 3 most anomalous
-    z = model.encode(x_eval[shown]).mean()
-    pixel_scores = -model.decode(z).distribution.log_prob(x_eval[shown]).numpy()
+    pixel_scores = probae.anomaly_scores(model, x_eval[shown], method="reconstruction",
+                                         per_feature=True)
     plotting.plot_anomaly_map(x_eval[shown], pixel_scores, n=6,
                               path=os.path.join(args.out, "anomaly_maps.png"))
     print(f"figures saved in {args.out}/")
-    return {"auroc": auroc, "scores": scores}
+    return {"auroc": auroc, "scores": scores, "pixel_scores": pixel_scores,
+            "shown": x_eval[shown], "model": model}
 
 
 def parse_args(argv=None):

@@ -5,7 +5,7 @@
     probae train denoising_autoencoder mnist --corruption 0.3 --out runs/dae
     probae train sparse_autoencoder mnist --sparsity 0.05 --out runs/sae
     probae evaluate runs/vae/model.keras mnist              # log p(x), bits/dim, ELBO parts
-    probae score runs/vae/model.keras data.csv --out scores.csv
+    probae score runs/vae/model.keras data.csv --out scores.csv [--method elbo]
     probae sample runs/vae/model.keras --n 64 --out samples.png
 
 Data is a dataset name (mnist, binarized_mnist, fashion_mnist, digits) or a .npy, .npz
@@ -38,6 +38,9 @@ PRESETS = {
 # example (labels at train, evaluate, score and sample time), which the data specs lack.
 
 _EXIT_USAGE = 2
+# probae.anomaly.METHODS, spelled out so that `probae --help` does not import TensorFlow.
+SCORE_METHODS = ("log_likelihood", "elbo", "reconstruction_probability", "reconstruction",
+                 "likelihood_ratio")
 
 
 class CommandError(Exception):
@@ -356,9 +359,25 @@ def _score(args):
     model = _load_model(args.model)
     x, y = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
     x = _match_model(x, model, args.data)
-    scores = -model.log_likelihood(
-        x, num_samples=args.num_samples, seed=args.seed, verbose=args.verbose
-    )
+    import keras
+
+    from probae.anomaly import anomaly_scores, default_method
+
+    method = args.method or default_method(model)
+    kwargs = dict(method=method, seed=args.seed, num_samples=args.num_samples)
+    if method == "likelihood_ratio":
+        # The complexity background quantises with the batch's range: score in one call.
+        scores = anomaly_scores(model, x, background="complexity", **kwargs)
+    else:
+        # With a seed the scores do not depend on the batching, so chunks give a progress bar.
+        chunk = 1024
+        progress = keras.utils.Progbar(len(x), verbose=args.verbose) if args.verbose else None
+        parts = []
+        for start in range(0, len(x), chunk):
+            parts.append(anomaly_scores(model, x[start:start + chunk], **kwargs))
+            if progress is not None:
+                progress.update(min(start + chunk, len(x)))
+        scores = np.concatenate(parts)
     folder = os.path.dirname(args.out)
     if folder:
         os.makedirs(folder, exist_ok=True)
@@ -366,7 +385,8 @@ def _score(args):
         f.write("index,score" + (",label" if y is not None else "") + "\n")
         for i, s in enumerate(scores):
             f.write(f"{i},{s:.6f}" + (f",{y[i]}" if y is not None else "") + "\n")
-    print(f"wrote {len(scores)} scores (minus log p(x), k={args.num_samples}) to {args.out}")
+    k = "" if method == "reconstruction" else f", k={args.num_samples or 'default'}"
+    print(f"wrote {len(scores)} anomaly scores (method {method}{k}) to {args.out}")
     return 0
 
 
@@ -436,12 +456,18 @@ def build_parser():
     data_options(p)
     p.set_defaults(func=_evaluate_command)
 
-    p = sub.add_parser("score", help="anomaly scores (minus log p(x)) to a CSV")
+    p = sub.add_parser("score", help="anomaly scores (higher = more anomalous) to a CSV")
     p.add_argument("model", help="a saved model (.keras)")
     p.add_argument("data", help="dataset name (its test split) or .npy/.npz/.csv file")
     p.add_argument("--out", default="scores.csv", help="CSV file (default scores.csv)")
-    p.add_argument("--num-samples", type=int, default=100, help="importance samples k")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", default=None, choices=SCORE_METHODS,
+                   help="the score (probae.anomaly_scores); default: log_likelihood (minus "
+                        "log p(x)), or reconstruction for a deterministic encoder; "
+                        "likelihood_ratio uses the complexity background")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="samples k of the sampling methods (default: the method's, 100 for "
+                        "log_likelihood)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same scores")
     data_options(p)
     p.set_defaults(func=_score)
 

@@ -273,3 +273,49 @@ def test_family_option_errors(argv, expected, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "x"), "--epochs", "1", "--verbose", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("probae: error:") and expected in err and len(err.splitlines()) == 1
+
+
+def _read_scores(path):
+    with open(path) as f:
+        return np.array([float(r["score"]) for r in csv.DictReader(f)])
+
+
+def test_score_methods_match_the_library_and_the_seed(run_dir, tmp_path):
+    import keras
+
+    import probae
+    from probae.cli import SCORE_METHODS
+
+    assert SCORE_METHODS == probae.anomaly.METHODS
+    (_, _), (xt, _) = probae.datasets.load_digits()
+    data = str(tmp_path / "x.npy")
+    np.save(data, xt[:40])
+    model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    scores = {}
+    for method in SCORE_METHODS:
+        out = str(tmp_path / f"{method}.csv")
+        assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
+                     "--method", method, "--seed", "7", "--verbose", "0"]) == 0
+        scores[method] = _read_scores(out)
+        assert scores[method].shape == (40,) and np.all(np.isfinite(scores[method])), method
+        background = "complexity" if method == "likelihood_ratio" else None
+        expected = probae.anomaly_scores(model, xt[:40], method=method, seed=7,
+                                         background=background)
+        np.testing.assert_allclose(scores[method], expected, rtol=1e-5, atol=1e-4)
+    # -ELBO bounds -log p(x) from above (k=100 importance samples against 10 ELBO draws).
+    assert scores["elbo"].mean() > scores["log_likelihood"].mean()
+    # The default for a VAE is log_likelihood, and another seed gives other scores.
+    out = str(tmp_path / "default.csv")
+    assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
+                 "--seed", "7", "--verbose", "0"]) == 0
+    np.testing.assert_allclose(_read_scores(out), scores["log_likelihood"], rtol=1e-6)
+    assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
+                 "--seed", "8", "--verbose", "0"]) == 0
+    assert not np.allclose(_read_scores(out), scores["log_likelihood"], rtol=1e-6)
+
+
+def test_score_unknown_method_is_a_usage_error(run_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["score", os.path.join(run_dir, "model.keras"), "digits", "--method", "mse"])
+    assert info.value.code == 2
+    assert "--method" in capsys.readouterr().err

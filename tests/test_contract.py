@@ -33,7 +33,16 @@ def _decoders():
         "gaussian_per_feature": lambda: probae.GaussianDecoder(hidden_units=(16,), scale="per_feature"),
         "gaussian_per_example": lambda: probae.GaussianDecoder(hidden_units=(16,), scale="per_example"),
         "laplace": lambda: probae.LaplaceDecoder(hidden_units=(16,), scale="per_feature"),
+        "student_t": lambda: probae.StudentTDecoder(hidden_units=(16,), df=4.0),
     }
+
+
+# Mixed tabular columns: one per type (and two categorical sizes); only for 1-D examples.
+MIXED_COLUMNS = ["gaussian", "student_t", "bernoulli", 3, "gaussian", "bernoulli", 4]
+
+
+def _mixed_decoder():
+    return probae.MixedDecoder(MIXED_COLUMNS, hidden_units=(16,), df=3.0)
 
 
 def _priors():
@@ -49,24 +58,32 @@ CASES = (
     + [("prior", n, (7,)) for n in _priors()]
     # MNIST's size, which the default CNN's strided layers do not divide evenly.
     + [("encoder", "gaussian", (28, 28, 1)), ("decoder", "gaussian_per_example", (28, 28, 1))]
+    + [("decoder", "mixed", (len(MIXED_COLUMNS),))]
 )
 
 
 def _model(part, name, shape):
     enc = _encoders()[name]() if part == "encoder" else probae.GaussianEncoder(LATENT, hidden_units=(16,))
-    dec = _decoders()[name]() if part == "decoder" else probae.BernoulliDecoder(hidden_units=(16,))
+    decoders = dict(_decoders(), mixed=_mixed_decoder)
+    dec = decoders[name]() if part == "decoder" else probae.BernoulliDecoder(hidden_units=(16,))
     prior = _priors()[name]() if part == "prior" else None
     return probae.ProbabilisticAutoencoder(enc, dec, prior=prior, input_shape=shape)
 
 
-def _data(shape, n=6):
-    return np.random.default_rng(0).random((n, *shape)).astype(np.float32)
+def _data(shape, n=6, name=None):
+    x = np.random.default_rng(0).random((n, *shape)).astype(np.float32)
+    if name == "mixed":  # integer codes in the discrete columns
+        for j, t in enumerate(MIXED_COLUMNS):
+            if t == "bernoulli" or isinstance(t, int):
+                k = 2 if t == "bernoulli" else t
+                x[:, j] = np.arange(n) % k
+    return x
 
 
 @pytest.mark.parametrize("part,name,shape", CASES, ids=[f"{p}-{n}-{'x'.join(map(str, s))}" for p, n, s in CASES])
 def test_contract(part, name, shape, tmp_path):
     model = _model(part, name, shape)
-    x = _data(shape)
+    x = _data(shape, name=name)
     # Shapes.
     post = model.encode(x)
     assert post.batch_shape == (6,) and post.event_shape == (LATENT,)
@@ -178,3 +195,25 @@ def test_fit_accepts_tf_data_and_builds_lazily():
     history = model.fit(ds, epochs=1, verbose=0)
     assert model.built and model.event_shape == (6,)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixed_decoder_samples_and_means_stay_in_each_column_support():
+    model = _model("decoder", "mixed", (len(MIXED_COLUMNS),))
+    x = _data((len(MIXED_COLUMNS),), n=50, name="mixed")
+    draws = np.asarray(model.sample(50, seed=0, mean=False))
+    for is_mean, values in ((False, draws), (True, model.sample(50, seed=0, mean=True)),
+                            (True, model.reconstruct(x))):
+        values = np.asarray(values)
+        assert np.all(np.isfinite(values))
+        for j, t in enumerate(MIXED_COLUMNS):
+            if t == "bernoulli" and is_mean:  # a probability
+                assert np.all((values[:, j] >= 0) & (values[:, j] <= 1)), j
+            elif t == "bernoulli" or isinstance(t, int):  # a code (categorical mean: the mode)
+                k = 2 if t == "bernoulli" else t
+                assert set(np.unique(values[:, j])) <= set(range(k)), (j, is_mean)
+    assert len(np.unique(draws[:, 3])) > 1  # draws vary
+    # Per-column terms sum to the per-example log_prob.
+    lik = model.decode(model.encode(x).mean().numpy())
+    np.testing.assert_allclose(
+        lik.distribution.log_prob(x).numpy().sum(axis=1), lik.log_prob(x).numpy(), rtol=1e-5
+    )
