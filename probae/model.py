@@ -368,15 +368,18 @@ class ProbabilisticAutoencoder(keras.Model):
                 )
                 encoder_scaled = self.optimizer.scale_loss(encoder_loss)
         variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
         if dreg:
             # The encoder's gradient is DReG's; the decoder's and prior's stay IWAE's.
-            encoder_vars = self.encoder.trainable_variables
-            encoder_grads = dict(
-                zip((id(v) for v in encoder_vars), tape.gradient(encoder_scaled, encoder_vars))
-            )
-            grads = [encoder_grads.get(id(v), g) for v, g in zip(variables, grads)]
+            # Each part is differentiated once, against its own objective.
+            encoder_ids = {id(v) for v in self.encoder.trainable_variables}
+            encoder_vars = [v for v in variables if id(v) in encoder_ids]
+            other_vars = [v for v in variables if id(v) not in encoder_ids]
+            by_id = dict(zip(map(id, other_vars), tape.gradient(scaled, other_vars)))
+            by_id.update(zip(map(id, encoder_vars), tape.gradient(encoder_scaled, encoder_vars)))
+            grads = [by_id[id(v)] for v in variables]
             del tape
+        else:
+            grads = tape.gradient(scaled, variables)
         self.optimizer.apply(grads, variables)
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
