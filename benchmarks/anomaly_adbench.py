@@ -86,6 +86,10 @@ def main(args):
         kwargs["likelihood"] = args.likelihood
     if args.method:
         kwargs["method"] = args.method
+    if args.beta is not None:
+        kwargs["beta"] = args.beta
+    if args.trim_fraction is not None:
+        kwargs["trim_fraction"] = args.trim_fraction
     header = (
         f"| dataset | n x d | probae AUROC | IForest AUROC | probae AP | IForest AP | "
         f"PyOD-VAE AUROC (published) | probae s/fit |"
@@ -93,6 +97,7 @@ def main(args):
     print(header)
     print("|" + "---|" * 8)
     means = {"probae": [], "iforest": [], "ap_probae": [], "ap_iforest": []}
+    published = []  # (probae, iforest, PyOD-VAE) AUROCs where a published figure exists
     for path in files:
         name = dataset_name(path)
         shape, rows = evaluate(path, args.seeds, kwargs)
@@ -104,6 +109,8 @@ def main(args):
         means["ap_probae"].append(ap["probae"].mean())
         means["ap_iforest"].append(ap["iforest"].mean())
         pub = PYOD_VAE.get(name.lower())
+        if pub is not None:
+            published.append((auc["probae"].mean(), auc["iforest"].mean(), pub))
         print(
             f"| {name} | {shape[0]} x {shape[1]} | {auc['probae'].mean():.2f} +- {auc['probae'].std():.2f} "
             f"| {auc['iforest'].mean():.2f} +- {auc['iforest'].std():.2f} "
@@ -116,6 +123,12 @@ def main(args):
         f"{np.mean(means['iforest']):.2f} | {np.mean(means['ap_probae']):.2f} | "
         f"{np.mean(means['ap_iforest']):.2f} | | |"
     )
+    if published:
+        p = np.mean(published, axis=0)
+        print(
+            f"\nOn the {len(published)} datasets with published PyOD-VAE figures, mean AUROC: "
+            f"probae {p[0]:.2f}, IsolationForest {p[1]:.2f}, PyOD-VAE {p[2]:.2f} (published)"
+        )
 
 
 def parse_args(argv=None):
@@ -128,6 +141,8 @@ def parse_args(argv=None):
     parser.add_argument("--only", nargs="*", help="dataset names to run (default: all)")
     parser.add_argument("--likelihood", default=None, help="AnomalyDetector likelihood")
     parser.add_argument("--method", default=None, help="AnomalyDetector method")
+    parser.add_argument("--beta", type=float, default=None, help="AnomalyDetector beta")
+    parser.add_argument("--trim-fraction", type=float, default=None, help="AnomalyDetector trim_fraction")
     return parser.parse_args(argv)
 
 

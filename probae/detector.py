@@ -34,6 +34,18 @@ _CLIP = 1e4
 # claimed to be predictable to better than a tenth of its spread, so columns that the
 # model reconstructs almost exactly cannot dominate the score.
 _MIN_SCALE = 0.1
+# Tabular defaults (chosen on the ADBench files of BENCHMARKS.md, see there): the decoder,
+# the KL weight of the VAE and the number of Adam steps of ``epochs="auto"``. Heavy tails,
+# a KL weight above 1, short training and trimming keep the model from fitting the
+# anomalies that contaminate its training data.
+_TABULAR_LIKELIHOOD = "student_t"
+_TABULAR_BETA = 4.0
+_TABULAR_STEPS = 400
+# Fraction of the training rows dropped half-way through training (trim_fraction="auto").
+_TABULAR_TRIM = 0.1
+# With epochs="auto", tiny tables are repeated within an epoch so that the steps take at
+# most this many Keras epochs (the per-epoch overhead dominates otherwise).
+_MAX_AUTO_EPOCHS = 20
 _FITTED = ("mean_", "scale_", "constant_columns_", "offset_", "n_features_in_", "method_", "input_shape_")
 
 
@@ -55,11 +67,16 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     in X raise ``ValueError``; fitting needs at least 2 rows.
 
     Model: unless ``model`` is given, a VAE with an MLP (tabular data) or a CNN (images).
+    The training data are contaminated by the anomalies to be found, so the tabular
+    defaults keep the model from fitting them: a Student-t decoder (5 degrees of freedom:
+    a wild value pulls the fit less than under a Gaussian), a KL weight of 4, about 400
+    Adam steps, and a trimmed second half of training (``trim_fraction``). These defaults
+    were chosen on the eight ADBench files of BENCHMARKS.md (seed 0 of their splits).
     Tabular decoders' learned per-feature scales are floored at 0.1 (standardised
-    units). Tabular likelihood: "gaussian" (learned per-feature scale), "student_t" (heavy
-    tails), or ``column_types`` for mixed data (see ``probae.MixedDecoder``; only the
-    continuous columns are standardised). Images: "bernoulli" for values in [0, 1],
-    "gaussian" otherwise.
+    units). Tabular likelihood: "student_t" (heavy tails, the default), "gaussian"
+    (learned per-feature scale), or ``column_types`` for mixed data (see
+    ``probae.MixedDecoder``; only the continuous columns are standardised). Images:
+    "bernoulli" for values in [0, 1], "gaussian" otherwise.
 
     Args:
         model: None (choose from the data), a ``ProbabilisticAutoencoder`` whose
@@ -71,14 +88,24 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             fraction sets ``offset_`` to that quantile of the training scores; "auto"
             sets it to median - 3 * 1.4826 * MAD of the training scores (a robust
             three-sigma rule).
-        likelihood: "auto", "gaussian", "student_t" or "bernoulli" (images).
+        likelihood: "auto" (tabular: "student_t"; images: see above), "gaussian",
+            "student_t" or "bernoulli" (images).
         column_types: None, or one type per column for mixed tabular data.
         latent_dim: code size, or "auto" (tabular: min(8, max(2, d // 4)); images: 16).
         hidden_units: widths of the MLP, or "auto" (tabular: (64, 32)).
         architecture: "auto", "mlp" or "conv".
-        epochs: training epochs, or "auto" (about 400 gradient steps, between 10 and
-            100 epochs: short training keeps the model from memorising the anomalies
-            that contaminate the training data).
+        epochs: training epochs, or "auto". Tabular data: about 400 Adam steps (at
+            least one pass over the data; the rows of a small table are repeated within
+            an epoch, so that it takes at most 20 epochs). Images: about 400 steps,
+            between 10 and 100 epochs. Short training keeps the model from memorising
+            the anomalies that contaminate the training data.
+        beta: the KL weight of the default VAE (``probae.BetaVAE``), or "auto" (4 for
+            tabular data, 1 for images). Not used when ``model`` is given.
+        trim_fraction: tabular data: after the first half of the training epochs, this
+            fraction of the training rows, those the half-trained model scores as most
+            anomalous, is dropped for the second half (a trimmed likelihood: the
+            anomalies that contaminate the training data pull the model less), also for
+            a ``model`` given; "auto": 0.1; 0 turns it off. Images are never trimmed.
         batch_size: training batch size.
         learning_rate: Adam's learning rate.
         num_samples: k for the score (None: the method's default).
@@ -108,6 +135,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         hidden_units="auto",
         architecture="auto",
         epochs="auto",
+        beta="auto",
+        trim_fraction="auto",
         batch_size=64,
         learning_rate=1e-3,
         num_samples=None,
@@ -124,6 +153,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.hidden_units = hidden_units
         self.architecture = architecture
         self.epochs = epochs
+        self.beta = beta
+        self.trim_fraction = trim_fraction
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.num_samples = num_samples
@@ -157,6 +188,18 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             value = getattr(self, name)
             if not (_is_int(value) and value > 0):
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        b = self.beta
+        if b != "auto" and not (
+            isinstance(b, numbers.Real) and not isinstance(b, (bool, str)) and np.isfinite(b) and b >= 0
+        ):
+            raise ValueError(f"beta must be 'auto' or a number >= 0. Received: beta={b!r}")
+        t = self.trim_fraction
+        if t != "auto" and not (
+            isinstance(t, numbers.Real) and not isinstance(t, (bool, str)) and 0 <= t < 0.5
+        ):
+            raise ValueError(
+                f"trim_fraction must be 'auto' or a number in [0, 0.5). Received: trim_fraction={t!r}"
+            )
         lr = self.learning_rate
         if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
             raise ValueError(f"learning_rate must be a number > 0. Received: learning_rate={lr!r}")
@@ -211,7 +254,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if self.column_types is not None:
             types = [t for t, k in zip(self.column_types, kept) if k]
             return MixedDecoder(types, event_shape=(d_kept,), min_scale=_MIN_SCALE)
-        likelihood = "gaussian" if self.likelihood == "auto" else self.likelihood
+        likelihood = _TABULAR_LIKELIHOOD if self.likelihood == "auto" else self.likelihood
         if likelihood == "bernoulli":
             raise ValueError(
                 "likelihood='bernoulli' is for images with values in [0, 1]; use "
@@ -241,20 +284,58 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             if likelihood == "student_t":
                 likelihood = StudentTDecoder(event_shape=input_shape)
             kwargs = {} if self.hidden_units == "auto" else {"hidden_units": tuple(self.hidden_units)}
+            if self.beta != "auto":
+                kwargs["beta"] = float(self.beta)
             return VAE(input_shape, latent, likelihood=likelihood, architecture=self.architecture,
                        seed=seed, **kwargs)
         d = input_shape[0]
         latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
         hidden = (64, 32) if self.hidden_units == "auto" else tuple(self.hidden_units)
         decoder = self._tabular_decoder(d, ~self.constant_columns_)
+        beta = _TABULAR_BETA if self.beta == "auto" else float(self.beta)
         return VAE(input_shape, latent, likelihood=decoder, hidden_units=hidden,
-                   architecture=self.architecture, seed=seed)
+                   architecture=self.architecture, seed=seed, beta=beta)
 
     def _epochs(self, n):
         if self.epochs != "auto":
             return self.epochs
         steps_per_epoch = max(1, -(-n // self.batch_size))
         return int(np.clip(round(400 / steps_per_epoch), 10, 100))
+
+    def _tabular_schedule(self, n, batch):
+        """(repeats, epochs) for a table of n rows: ``epochs="auto"`` means about
+        ``_TABULAR_STEPS`` Adam steps (at least one pass over the data), with the rows of a
+        small table repeated within an epoch so that it takes at most ``_MAX_AUTO_EPOCHS``
+        epochs."""
+        if self.epochs != "auto":
+            return 1, self.epochs
+        steps_per_epoch = -(-n // batch)
+        steps = max(_TABULAR_STEPS, steps_per_epoch)
+        repeats = max(1, -(-steps // (_MAX_AUTO_EPOCHS * steps_per_epoch)))
+        steps_per_epoch = -(-(repeats * n) // batch)
+        return repeats, max(1, round(steps / steps_per_epoch))
+
+    def _trim(self):
+        return _TABULAR_TRIM if self.trim_fraction == "auto" else float(self.trim_fraction)
+
+    def _fit_table(self, model, Z, batch):
+        """Trains on a table: the first half of the epochs on all rows, then (with
+        ``trim_fraction > 0`` and at least 2 epochs) the second half without the training
+        rows that the half-trained model scores as most anomalous."""
+        repeats, epochs = self._tabular_schedule(len(Z), batch)
+        n_drop = int(self._trim() * len(Z))
+        first = epochs // 2 if n_drop > 0 and len(Z) - n_drop >= 2 and epochs >= 2 else epochs
+        kwargs = dict(batch_size=batch, shuffle=True, verbose=self.verbose)
+        if first > 0:
+            model.fit(np.tile(Z, (repeats, 1)), epochs=first, **kwargs)
+        if first < epochs:
+            method = default_method(model) if self.method is None else self.method
+            seed = 0 if self.random_state is None else self.random_state
+            scores = anomaly_scores(model, Z, method=method, seed=seed, num_samples=self.num_samples)
+            scores = np.nan_to_num(scores.astype(np.float64), nan=np.inf)
+            kept = Z[np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])]
+            batch = min(batch, len(kept))
+            model.fit(np.tile(kept, (repeats, 1)), epochs=epochs - first, **{**kwargs, "batch_size": batch})
 
     # ------------------------------------------------------------------ API
     def fit(self, X, y=None):
@@ -304,7 +385,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         model = self._make_model(self.input_shape_, Z)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         batch = min(self.batch_size, len(Z))
-        model.fit(Z, epochs=self._epochs(len(Z)), batch_size=batch, shuffle=True, verbose=self.verbose)
+        if X.ndim == 2:
+            self._fit_table(model, Z, batch)
+        else:
+            model.fit(Z, epochs=self._epochs(len(Z)), batch_size=batch, shuffle=True, verbose=self.verbose)
         self.model_ = model
         self.method_ = default_method(model) if self.method is None else self.method
         scores = self._score(Z)

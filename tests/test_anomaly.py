@@ -280,6 +280,10 @@ def test_mixed_column_types_detector():
         ({"epochs": 1.5}, None, ValueError, "epochs"),
         ({"batch_size": 0}, None, ValueError, "batch_size"),
         ({"learning_rate": -1.0}, None, ValueError, "learning_rate"),
+        ({"beta": -1.0}, None, ValueError, "beta"),
+        ({"beta": "high"}, None, ValueError, "beta"),
+        ({"trim_fraction": 0.5}, None, ValueError, "trim_fraction"),
+        ({"trim_fraction": "some"}, None, ValueError, "trim_fraction"),
         ({"num_samples": 0}, None, ValueError, "num_samples"),
         ({"random_state": -2}, None, ValueError, "random_state"),
         ({"model": "vae"}, None, TypeError, "model"),
@@ -295,6 +299,35 @@ def test_detector_bad_input(params, X, exc, match):
     X = _data(10) if X is None else X
     with pytest.raises(exc, match=match):
         probae.AnomalyDetector(**{"epochs": 1, **params}).fit(X)
+
+
+def test_tabular_training_schedule_and_trimming(monkeypatch):
+    """epochs="auto": about 400 Adam steps in at most 20 epochs (a small table is repeated
+    within an epoch); the second half of the epochs leaves out the trim_fraction of the
+    training rows that the half-trained model scores as most anomalous."""
+    calls = []
+    fit = probae.ProbabilisticAutoencoder.fit
+
+    def spy(self, x=None, *args, **kwargs):
+        calls.append((np.array(x), kwargs["epochs"], kwargs["batch_size"]))
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(probae.ProbabilisticAutoencoder, "fit", spy)
+    X = _data(60, seed=3)
+    X[:6] += 50.0  # six far outliers: the most anomalous rows after any training
+    det = probae.AnomalyDetector(hidden_units=(8,), latent_dim=2, num_samples=5, beta=1.0).fit(X)
+    assert det.model_.beta == 1.0 and isinstance(det.model_.decoder, probae.StudentTDecoder)
+    (x1, e1, b1), (x2, e2, b2) = calls
+    steps = e1 * math.ceil(len(x1) / b1) + e2 * math.ceil(len(x2) / b2)
+    assert e1 + e2 <= 20 and e1 == (e1 + e2) // 2 and 360 <= steps <= 420
+    assert len(x1) % 60 == 0 and len(x2) % 54 == 0 and len(x1) // 60 == len(x2) // 54
+    # the second half never sees the outliers, and sees every other row
+    Z = ((X - det.mean_) / det.scale_).astype(np.float32)
+    np.testing.assert_allclose(np.unique(x2, axis=0), np.unique(Z[6:], axis=0))
+    calls.clear()
+    probae.AnomalyDetector(epochs=3, hidden_units=(8,), latent_dim=2, trim_fraction=0.0).fit(X)
+    assert [(len(c[0]), c[1]) for c in calls] == [(60, 3)]  # no trimming, no repetition
+    assert probae.AnomalyDetector().set_params(epochs=3).beta == "auto"
 
 
 def test_unfitted_and_wrong_width():
