@@ -95,7 +95,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         hidden_units: widths of the MLP, or "auto" (tabular: (64, 32)).
         architecture: "auto", "mlp" or "conv".
         epochs: training epochs, or "auto". Tabular data: about 400 Adam steps (at
-            least one pass over the data; the rows of a small table are repeated within
+            least two passes over the data; the rows of a small table are repeated within
             an epoch, so that it takes at most 20 epochs). Images: about 400 steps,
             between 10 and 100 epochs. Short training keeps the model from memorising
             the anomalies that contaminate the training data.
@@ -304,13 +304,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _tabular_schedule(self, n, batch):
         """(repeats, epochs) for a table of n rows: ``epochs="auto"`` means about
-        ``_TABULAR_STEPS`` Adam steps (at least one pass over the data), with the rows of a
-        small table repeated within an epoch so that it takes at most ``_MAX_AUTO_EPOCHS``
-        epochs."""
+        ``_TABULAR_STEPS`` Adam steps (at least two passes over the data, one before and one
+        after trimming), with the rows of a small table repeated within an epoch so that it
+        takes at most ``_MAX_AUTO_EPOCHS`` epochs."""
         if self.epochs != "auto":
             return 1, self.epochs
         steps_per_epoch = -(-n // batch)
-        steps = max(_TABULAR_STEPS, steps_per_epoch)
+        steps = max(_TABULAR_STEPS, 2 * steps_per_epoch)
         repeats = max(1, -(-steps // (_MAX_AUTO_EPOCHS * steps_per_epoch)))
         steps_per_epoch = -(-(repeats * n) // batch)
         return repeats, max(1, round(steps / steps_per_epoch))

@@ -328,6 +328,8 @@ def test_tabular_training_schedule_and_trimming(monkeypatch):
     probae.AnomalyDetector(epochs=3, hidden_units=(8,), latent_dim=2, trim_fraction=0.0).fit(X)
     assert [(len(c[0]), c[1]) for c in calls] == [(60, 3)]  # no trimming, no repetition
     assert probae.AnomalyDetector().set_params(epochs=3).beta == "auto"
+    # a large table: two passes (one before, one after trimming), no repetition
+    assert probae.AnomalyDetector()._tabular_schedule(100_000, 64) == (1, 2)
 
 
 def test_unfitted_and_wrong_width():
