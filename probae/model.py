@@ -454,10 +454,15 @@ class ProbabilisticAutoencoder(keras.Model):
         if steps == self.steps_per_execution:
             return
         # Keras traces its step loop for one steps_per_execution: keep one per value.
+        # (predict's too: traced for one batch, it would read only the first of each group).
         cache = self._functions_by_steps
-        cache[self.steps_per_execution] = (self.train_function, self.test_function)
+        cache[self.steps_per_execution] = (
+            self.train_function, self.test_function, self.predict_function
+        )
         self.steps_per_execution = steps
-        self.train_function, self.test_function = cache.get(steps, (None, None))
+        self.train_function, self.test_function, self.predict_function = cache.get(
+            steps, (None, None, None)
+        )
 
     def compile_from_config(self, config):
         """Restores the compiled state (optimizer and its slots) when a model is loaded."""

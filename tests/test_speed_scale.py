@@ -240,6 +240,17 @@ def test_auto_steps_per_execution_changes_nothing_but_speed(mnist):
         np.testing.assert_allclose(h_grouped.history[key], h_single.history[key], rtol=1e-5)
 
 
+def test_predict_before_and_after_grouped_fit_returns_every_row(mnist):
+    x = mnist[0][:700]
+    model = probae.VAE((784,), 4, hidden_units=(16,), seed=3)
+    model.compile()
+    before = model.predict(x, batch_size=32, verbose=0)  # traced with 1 step per call
+    model.fit(x, batch_size=32, epochs=1, verbose=0)  # switches to 10
+    after = model.predict(x, batch_size=32, verbose=0)
+    assert before.shape == after.shape == (700, 784)
+    np.testing.assert_allclose(after, model.reconstruct(x), rtol=1e-5, atol=1e-6)
+
+
 def test_batch_callbacks_still_see_every_batch(mnist):
     x = mnist[0][:700]
     counter = _CountBatches()
