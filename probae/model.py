@@ -408,7 +408,9 @@ class ProbabilisticAutoencoder(keras.Model):
                 ``AUTO_STEPS_PER_EXECUTION`` (10) batches per call when every callback
                 supports it, otherwise 1 (see
                 ``probae.reliability.supports_steps_per_execution``), and 1 under a
-                ``tf.distribute`` strategy. Grouping steps
+                ``tf.distribute`` strategy. With ``steps_per_epoch`` (or ``steps``,
+                ``validation_steps``) the group is the largest size up to 10 that divides
+                it, because Keras always runs whole groups. Grouping steps
                 removes Keras' per-batch Python work (about 8% of an MNIST MLP step on
                 CPU) and changes nothing in the maths: the same batches, seeds and
                 updates in the same order. A callback with batch hooks of its own (a
@@ -437,8 +439,13 @@ class ProbabilisticAutoencoder(keras.Model):
         if auto:  # saved with the model, so a loaded model keeps choosing
             self._compile_config.config["steps_per_execution"] = "auto"
 
-    def _choose_steps_per_execution(self, callbacks):
-        """With "auto": 10 steps per call if every callback supports it, else 1."""
+    def _choose_steps_per_execution(self, callbacks, step_counts=()):
+        """With "auto": 10 steps per call if every callback supports it, else 1.
+
+        Keras runs whole groups: with steps_per_epoch=25 and 10 per call an epoch would be
+        30 steps. Given step counts, the group size is the largest one up to 10 that
+        divides every count.
+        """
         if not getattr(self, "_auto_steps_per_execution", False):
             return
         if isinstance(callbacks, keras.callbacks.CallbackList):
@@ -451,6 +458,9 @@ class ProbabilisticAutoencoder(keras.Model):
         # one step per call there.
         distributed = tf.distribute.has_strategy() or getattr(self, "_distribute_strategy", None) is not None
         steps = AUTO_STEPS_PER_EXECUTION if safe and not distributed else 1
+        counts = [c for c in step_counts if c]
+        while steps > 1 and any(c % steps for c in counts):
+            steps -= 1
         if steps == self.steps_per_execution:
             return
         # Keras traces its step loop for one steps_per_execution: keep one per value.
@@ -511,7 +521,7 @@ class ProbabilisticAutoencoder(keras.Model):
     @staticmethod
     def _check_loop_options(kwargs, *required):
         """Validates fit/evaluate's batch_size, epochs and steps keyword arguments."""
-        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "steps"):
+        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "validation_steps", "steps"):
             if name in kwargs:
                 allow_none = name not in required
                 kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
@@ -582,7 +592,10 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         if not self.compiled:
             self.compile()
-        self._choose_steps_per_execution(kwargs.get("callbacks"))
+        self._choose_steps_per_execution(
+            kwargs.get("callbacks"),
+            (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps")),
+        )
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -592,7 +605,7 @@ class ProbabilisticAutoencoder(keras.Model):
         if not self.compiled:
             self.compile()
         if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
-            self._choose_steps_per_execution(kwargs.get("callbacks"))
+            self._choose_steps_per_execution(kwargs.get("callbacks"), (kwargs.get("steps"),))
         return super().evaluate(x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ user methods

@@ -240,6 +240,19 @@ def test_auto_steps_per_execution_changes_nothing_but_speed(mnist):
         np.testing.assert_allclose(h_grouped.history[key], h_single.history[key], rtol=1e-5)
 
 
+def test_grouped_steps_respect_steps_per_epoch(mnist):
+    # Keras runs whole groups: "auto" picks a group size that divides steps_per_epoch.
+    x = mnist[0][:1000]
+    repeated = tf.data.Dataset.from_tensor_slices(x).repeat().batch(50)
+    for steps_per_epoch, group in ((25, 5), (7, 7), (13, 1), (40, 10)):
+        model = probae.VAE((784,), 4, hidden_units=(16,), seed=3)
+        model.fit(repeated, steps_per_epoch=steps_per_epoch, epochs=2, verbose=0)
+        assert model.steps_per_execution == group
+        assert int(model.optimizer.iterations.numpy()) == 2 * steps_per_epoch
+    model.evaluate(repeated, steps=4, verbose=0)
+    assert model.steps_per_execution == 4
+
+
 def test_predict_before_and_after_grouped_fit_returns_every_row(mnist):
     x = mnist[0][:700]
     model = probae.VAE((784,), 4, hidden_units=(16,), seed=3)
