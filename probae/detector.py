@@ -39,7 +39,7 @@ _MIN_SCALE = 0.1
 # a KL weight above 1, short training and trimming keep the model from fitting the
 # anomalies that contaminate its training data.
 _TABULAR_LIKELIHOOD = "student_t"
-_TABULAR_BETA = 4.0
+_TABULAR_BETA = 2.0
 _TABULAR_STEPS = 400
 # Fraction of the training rows dropped half-way through training (trim_fraction="auto").
 _TABULAR_TRIM = 0.1
@@ -69,9 +69,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     Model: unless ``model`` is given, a VAE with an MLP (tabular data) or a CNN (images).
     The training data are contaminated by the anomalies to be found, so the tabular
     defaults keep the model from fitting them: a Student-t decoder (5 degrees of freedom:
-    a wild value pulls the fit less than under a Gaussian), a KL weight of 4, about 400
+    a wild value pulls the fit less than under a Gaussian), a KL weight of 2, about 400
     Adam steps, and a trimmed second half of training (``trim_fraction``). These defaults
-    were chosen on the eight ADBench files of BENCHMARKS.md (seed 0 of their splits).
+    were chosen on the eight ADBench files of BENCHMARKS.md (and one synthetic table).
     Tabular decoders' learned per-feature scales are floored at 0.1 (standardised
     units). Tabular likelihood: "student_t" (heavy tails, the default), "gaussian"
     (learned per-feature scale), or ``column_types`` for mixed data (see
@@ -99,7 +99,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             an epoch, so that it takes at most 20 epochs). Images: about 400 steps,
             between 10 and 100 epochs. Short training keeps the model from memorising
             the anomalies that contaminate the training data.
-        beta: the KL weight of the default VAE (``probae.BetaVAE``), or "auto" (4 for
+        beta: the KL weight of the default VAE (``probae.BetaVAE``), or "auto" (2 for
             tabular data, 1 for images). Not used when ``model`` is given.
         trim_fraction: tabular data: after the first half of the training epochs, this
             fraction of the training rows, those the half-trained model scores as most
