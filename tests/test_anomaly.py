@@ -359,15 +359,38 @@ def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-def test_images_get_a_conv_vae_with_bernoulli_decoder():
+def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder():
     (x, y), _ = probae.datasets.load_digits()
     x = x[y == 0][:60]
     det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2).fit(x)
+    assert det.model_.encoder._arch == "mlp"
+    decoder = det.model_.decoder
+    assert isinstance(decoder, probae.GaussianDecoder)
+    assert decoder.scale == pytest.approx(0.1 * (x.max() - x.min()))
+    # the scale is fixed: reconstruction score = squared error / (2 s^2) + d log(s sqrt(2 pi))
+    s = 0.1 * float(x.max() - x.min())
+    recon = det.model_.decoder(det.model_.encoder(x[:5]).mean()).mean().numpy()
+    expected = ((x[:5] - recon) ** 2).sum(axis=(1, 2, 3)) / (2 * s * s) + 64 * np.log(s * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(
+        probae.anomaly_scores(det.model_, x[:5], method="reconstruction"), expected, rtol=1e-4
+    )
+    assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
+    scores = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
+    np.testing.assert_allclose(scores, det.score_samples(x[:5]), rtol=1e-6)
+    # images train for about 10,000 steps, tables for about 400 (both 10..100 epochs)
+    auto = probae.AnomalyDetector()
+    assert auto._epochs(6000, images=True) == 100 and auto._epochs(6000) == 10
+    assert auto._epochs(64 * 500, images=True) == 20
+
+
+def test_images_explicit_conv_and_bernoulli_still_available():
+    (x, y), _ = probae.datasets.load_digits()
+    x = x[y == 0][:60]
+    det = probae.AnomalyDetector(
+        epochs=1, num_samples=5, latent_dim=2, architecture="conv", likelihood="bernoulli"
+    ).fit(x)
     assert det.model_.encoder._arch == "conv"
     assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
-    assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
-    s = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
-    np.testing.assert_allclose(s, det.score_samples(x[:5]), rtol=1e-6)
 
 
 def test_given_model_is_copied_not_modified(tmp_path):
