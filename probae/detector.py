@@ -253,16 +253,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             latent = 16 if self.latent_dim == "auto" else self.latent_dim
             architecture = "mlp" if self.architecture == "auto" else self.architecture
             kwargs = {} if self.hidden_units == "auto" else {"hidden_units": tuple(self.hidden_units)}
+            net = {"event_shape": input_shape, "architecture": architecture}
+            if kwargs:
+                net["hidden_units"] = tuple(reversed(kwargs["hidden_units"]))
             likelihood = self.likelihood
             if likelihood == "auto":
                 span = float(x.max() - x.min())
-                scale = _IMAGE_SCALE * (span if span > 0 else 1.0)
-                net = {"architecture": architecture}
-                if kwargs:
-                    net["hidden_units"] = tuple(reversed(kwargs["hidden_units"]))
-                likelihood = GaussianDecoder(event_shape=input_shape, scale=scale, **net)
-            if likelihood == "student_t":
-                likelihood = StudentTDecoder(event_shape=input_shape)
+                likelihood = GaussianDecoder(scale=_IMAGE_SCALE * (span if span > 0 else 1.0), **net)
+            elif likelihood == "student_t":
+                likelihood = StudentTDecoder(**net)
             return VAE(input_shape, latent, likelihood=likelihood, architecture=architecture,
                        seed=seed, **kwargs)
         d = input_shape[0]

@@ -359,7 +359,7 @@ def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder():
+def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     (x, y), _ = probae.datasets.load_digits()
     x = x[y == 0][:60]
     det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2).fit(x)
@@ -378,6 +378,9 @@ def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder():
     scores = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
     np.testing.assert_allclose(scores, det.score_samples(x[:5]), rtol=1e-6)
     # images train for about 10,000 steps, tables for about 400 (both 10..100 epochs)
+    det.save(tmp_path / "d.zip")
+    loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
+    np.testing.assert_allclose(loaded.score_samples(x[:5]), scores, rtol=1e-6)
     auto = probae.AnomalyDetector()
     assert auto._epochs(6000, images=True) == 100 and auto._epochs(6000) == 10
     assert auto._epochs(64 * 500, images=True) == 20
@@ -391,6 +394,9 @@ def test_images_explicit_conv_and_bernoulli_still_available():
     ).fit(x)
     assert det.model_.encoder._arch == "conv"
     assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
+    det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2, likelihood="student_t").fit(x)
+    assert det.model_.encoder._arch == "mlp" and det.model_.decoder.network.layers[0].name.startswith("flatten")
+    assert np.isfinite(det.score_samples(x[:5])).all()
 
 
 def test_given_model_is_copied_not_modified(tmp_path):
