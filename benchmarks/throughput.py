@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--models", default="mlp,conv", help="comma-separated: mlp, conv")
     p.add_argument("--steps", type=int, default=None,
                    help="steps (batches of 100) per timed epoch; default: the full 50,000 images")
+    p.add_argument("--conv-steps", type=int, default=None,
+                   help="steps per timed epoch for the conv model (default: --steps)")
     p.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median reported)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for TF and torch")
     p.add_argument("--xla", default="both", choices=["off", "on", "both"])
@@ -52,8 +54,10 @@ def parse_args(argv=None):
     p.add_argument("--no-ll", action="store_true", help="skip the log_likelihood benchmark")
     p.add_argument("--ll-examples", type=int, default=500)
     p.add_argument("--ll-samples", type=int, default=1000)
-    p.add_argument("--spe", type=int, default=10,
-                   help="also time fit with this steps_per_execution (1: skip)")
+    p.add_argument("--spe", type=int, default=1,
+                   help="also time fit compiled with this explicit steps_per_execution "
+                        "(default 1: Keras' per-batch loop; 0: skip). probae's default is "
+                        "'auto' (10 when every callback supports it)")
     p.add_argument("--json", default=None, help="write the results to this file")
     return p.parse_args(argv)
 
@@ -205,7 +209,7 @@ class ProbaeTrainer:
     per ``fit`` call, not per epoch.
     """
 
-    def __init__(self, tf, kind, x, jit, seed=0, steps_per_execution=1):
+    def __init__(self, tf, kind, x, jit, seed=0, steps_per_execution=None):
         import keras
 
         import probae
@@ -217,8 +221,9 @@ class ProbaeTrainer:
             self.model = probae.VAE((28, 28, 1), 16, architecture="conv", hidden_units=(256,),
                                     filters=(32, 64), activation="relu")
         compile_kwargs = {} if jit is None else {"jit_compile": jit}
-        self.model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=steps_per_execution,
-                           **compile_kwargs)
+        if steps_per_execution is not None:  # None: probae's default ("auto")
+            compile_kwargs["steps_per_execution"] = steps_per_execution
+        self.model.compile(keras.optimizers.Adam(1e-3), **compile_kwargs)
         self.jit = self.model.jit_compile
         self.x = x
         self.setup_s = []
@@ -442,8 +447,10 @@ def main(argv=None):
 
     x_train, _, x_test = datasets.load_binarized_mnist()
     results = {"machine": machine(), "args": vars(args), "train": {}, "ratios": {}}
-    steps = args.steps or len(x_train) // BATCH
     for kind in models:
+        steps = args.steps or len(x_train) // BATCH
+        if kind == "conv" and args.conv_steps:
+            steps = args.conv_steps
         x = x_train if kind == "mlp" else x_train.reshape(-1, 28, 28, 1)
         print(f"\n== {kind} VAE: {steps} steps of {BATCH} per epoch, {args.reps} reps ==", flush=True)
         contestants = {}
@@ -451,7 +458,7 @@ def main(argv=None):
             tag = "xla" if jit else "graph"
             contestants[f"probae fit ({tag})"] = ProbaeTrainer(tf, kind, x, jit)
             contestants[f"tf loop ({tag})"] = HandTrainer(tf, kind, x, jit)
-        if args.spe > 1:
+        if args.spe > 0:
             contestants[f"probae fit (graph, spe={args.spe})"] = ProbaeTrainer(
                 tf, kind, x, False, steps_per_execution=args.spe)
         default_jit = ProbaeTrainer(tf, kind, x[:BATCH], None).jit
@@ -479,6 +486,10 @@ def main(argv=None):
             for label, speed in (("wall", wall), ("cpu", cpu)):
                 ratios[f"probae/tf ({tag}, {label})"] = (
                     speed[f"probae fit ({tag})"] / speed[f"tf loop ({tag})"])
+        if args.spe > 0 and False in jits:
+            for label, speed in (("wall", wall), ("cpu", cpu)):
+                ratios[f"probae spe={args.spe}/tf (graph, {label})"] = (
+                    speed[f"probae fit (graph, spe={args.spe})"] / speed["tf loop (graph)"])
         if use_torch:
             dtag = "xla" if default_jit and True in jits else "graph"
             for label, speed in (("wall", wall), ("cpu", cpu)):

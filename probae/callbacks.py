@@ -27,6 +27,11 @@ class BetaSchedule(keras.callbacks.Callback):
         per: "epoch" (t = epoch index, from 0) or "step" (t = optimizer step, from 0).
     """
 
+    @property
+    def supports_steps_per_execution(self):
+        # A per-step schedule sets beta before every batch.
+        return self.per == "epoch"
+
     def __init__(self, per="epoch"):
         super().__init__()
         if per not in PER:

@@ -38,6 +38,9 @@ METRIC_NAMES = ("loss", "elbo", "reconstruction", "kl")
 # (measured on the 784-200-200-50 MNIST network, benchmarks/nll_binarized_mnist.py).
 _MAX_ELEMENTS = 2**20
 
+# Batches per call of the compiled training step under compile(steps_per_execution="auto").
+AUTO_STEPS_PER_EXECUTION = 10
+
 
 def _to_seed_tensor(seed):
     """An int (or None) -> a stateless shape-[2] int32 seed tensor."""
@@ -394,14 +397,30 @@ class ProbabilisticAutoencoder(keras.Model):
         posterior = self.encoder(x, condition=condition, training=False)
         return self.decoder(posterior.mean(), condition=condition, training=False).mean()
 
-    def compile(self, optimizer="adam", loss=None, **kwargs):
+    def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
         """Configures training. The loss comes from the likelihood: ``loss`` must be None.
 
         Args:
             optimizer: a Keras optimizer or its name (default Adam, learning rate 1e-3).
             loss: must be None.
+            steps_per_execution: how many batches one call of the compiled step runs
+                (Keras' option), or "auto" (the default): ``fit`` and ``evaluate`` run
+                ``AUTO_STEPS_PER_EXECUTION`` (10) batches per call when every callback
+                supports it, otherwise 1 (see
+                ``probae.reliability.supports_steps_per_execution``), and 1 under a
+                ``tf.distribute`` strategy. With ``steps_per_epoch`` (or ``steps``,
+                ``validation_steps``) the group is the largest size up to 10 that divides
+                it, because Keras always runs whole groups. Grouping steps
+                removes Keras' per-batch Python work (about 8% of an MNIST MLP step on
+                CPU) and changes nothing in the maths: the same batches, seeds and
+                updates in the same order. A callback with batch hooks of its own (a
+                per-step beta schedule, ``BackupAndRestore(save_freq=<batches>)``, a
+                user's ``on_train_batch_end``) keeps seeing every batch.
             **kwargs: passed to ``keras.Model.compile`` (for example ``jit_compile``).
         """
+        auto = isinstance(steps_per_execution, str) and steps_per_execution == "auto"
+        if not auto:
+            steps_per_execution = check_positive_int(steps_per_execution, "steps_per_execution")
         if loss is not None:
             raise ValueError(
                 "loss must be None: a probae model's loss is minus its objective, computed "
@@ -412,7 +431,48 @@ class ProbabilisticAutoencoder(keras.Model):
                 "metrics must be empty: the model reports loss, elbo, reconstruction and kl "
                 f"itself. Received: metrics={kwargs['metrics']!r}"
             )
-        super().compile(optimizer=optimizer, **kwargs)
+        super().compile(
+            optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution, **kwargs
+        )
+        self._auto_steps_per_execution = auto
+        object.__setattr__(self, "_functions_by_steps", {})  # untracked, like _compiled_fns
+        if auto:  # saved with the model, so a loaded model keeps choosing
+            self._compile_config.config["steps_per_execution"] = "auto"
+
+    def _choose_steps_per_execution(self, callbacks, step_counts=()):
+        """With "auto": 10 steps per call if every callback supports it, else 1.
+
+        Keras runs whole groups: with steps_per_epoch=25 and 10 per call an epoch would be
+        30 steps. Given step counts, the group size is the largest one up to 10 that
+        divides every count.
+        """
+        if not getattr(self, "_auto_steps_per_execution", False):
+            return
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = callbacks.callbacks
+        elif isinstance(callbacks, keras.callbacks.Callback):
+            callbacks = [callbacks]
+        safe = all(reliability.supports_steps_per_execution(cb) for cb in callbacks or ())
+        # Under a tf.distribute strategy Keras' multi-step loop fails to run this model's
+        # step (TF 2.21: "You must feed a value for placeholder tensor while/cond/..."):
+        # one step per call there.
+        distributed = tf.distribute.has_strategy() or getattr(self, "_distribute_strategy", None) is not None
+        steps = AUTO_STEPS_PER_EXECUTION if safe and not distributed else 1
+        counts = [c for c in step_counts if c]
+        while steps > 1 and any(c % steps for c in counts):
+            steps -= 1
+        if steps == self.steps_per_execution:
+            return
+        # Keras traces its step loop for one steps_per_execution: keep one per value.
+        # (predict's too: traced for one batch, it would read only the first of each group).
+        cache = self._functions_by_steps
+        cache[self.steps_per_execution] = (
+            self.train_function, self.test_function, self.predict_function
+        )
+        self.steps_per_execution = steps
+        self.train_function, self.test_function, self.predict_function = cache.get(
+            steps, (None, None, None)
+        )
 
     def compile_from_config(self, config):
         """Restores the compiled state (optimizer and its slots) when a model is loaded."""
@@ -461,7 +521,7 @@ class ProbabilisticAutoencoder(keras.Model):
     @staticmethod
     def _check_loop_options(kwargs, *required):
         """Validates fit/evaluate's batch_size, epochs and steps keyword arguments."""
-        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "steps"):
+        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "validation_steps", "steps"):
             if name in kwargs:
                 allow_none = name not in required
                 kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
@@ -532,6 +592,10 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         if not self.compiled:
             self.compile()
+        self._choose_steps_per_execution(
+            kwargs.get("callbacks"),
+            (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps")),
+        )
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -540,6 +604,8 @@ class ProbabilisticAutoencoder(keras.Model):
         x, y = self._prepare_keras_inputs(x, y)
         if not self.compiled:
             self.compile()
+        if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
+            self._choose_steps_per_execution(kwargs.get("callbacks"), (kwargs.get("steps"),))
         return super().evaluate(x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ user methods

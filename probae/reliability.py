@@ -29,6 +29,7 @@ __all__ = [
     "InvalidModelFileError",
     "StopOnNaN",
     "BackupAndRestore",
+    "supports_steps_per_execution",
     "atomic_save",
     "load_model",
     "set_seed",
@@ -54,17 +55,25 @@ class StopOnNaN(keras.callbacks.Callback):
     ``ProbabilisticAutoencoder.fit`` puts one first in the callback list unless
     ``stop_on_nan=False``.
 
-    It reads the ``loss`` Keras already reports; the price is that Keras runs the
-    step-end callbacks synchronously (one scalar read per step).
+    It reads the ``loss`` Keras already reports (the running mean over the epoch, which
+    stays non-finite once one step was): one scalar read per call. When Keras runs several
+    steps per call (``steps_per_execution`` > 1) it is called once per group of steps, and
+    names the group's range of batches and optimizer steps.
     """
+
+    supports_steps_per_execution = True
 
     def __init__(self, monitor="loss"):
         super().__init__()
         self.monitor = monitor
         self._epoch = 0
+        self._first_batch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_batch = batch
 
     def on_train_batch_end(self, batch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -72,13 +81,25 @@ class StopOnNaN(keras.callbacks.Callback):
             return
         value = float(value)
         if not math.isfinite(value):
+            first = batch if self._first_batch is None else min(self._first_batch, batch)
+            steps = (self.params or {}).get("steps")
+            if steps:  # Keras numbers a last, partial group as if it were full
+                batch = min(batch, steps - 1)
             step = None
             optimizer = getattr(self.model, "optimizer", None)
             if optimizer is not None:
                 step = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            where = f"epoch {self._epoch + 1}, batch {batch + 1}"
-            if step is not None:
-                where += f" (optimizer step {step})"
+            if first == batch:
+                where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+                if step is not None:
+                    where += f" (optimizer step {step})"
+            else:
+                where = (
+                    f"epoch {self._epoch + 1}, one of batches {first + 1}-{batch + 1} (run "
+                    "together: steps_per_execution > 1)"
+                )
+                if step is not None:
+                    where += f", optimizer steps {step - (batch - first)}-{step}"
             raise NonFiniteLossError(
                 f"Training stopped: the {self.monitor} became {value} at {where}. The "
                 "model's weights in memory are no longer usable; checkpoints written "
@@ -86,6 +107,51 @@ class StopOnNaN(keras.callbacks.Callback):
                 "data on a very large scale (standardise it), or a likelihood that does "
                 "not fit the data's range."
             )
+
+
+_BATCH_HOOKS = (
+    "on_batch_begin",
+    "on_batch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+)
+
+
+def _keras_callbacks_grouped_steps_safe():
+    """Keras callbacks whose batch hooks are written for steps_per_execution > 1."""
+    cbs = keras.callbacks
+    return (
+        cbs.History,
+        cbs.ProgbarLogger,
+        cbs.ModelCheckpoint,
+        cbs.TensorBoard,
+        cbs.TerminateOnNaN,
+        cbs.EarlyStopping,
+        cbs.BackupAndRestore,
+    )
+
+
+def supports_steps_per_execution(callback):
+    """Whether ``callback`` stays correct when Keras runs several steps per call.
+
+    With ``steps_per_execution`` = N > 1 Keras calls the batch hooks once per N batches
+    (with the first and the last batch index of the group). A callback is safe when it
+    has no batch hooks, when it is one of Keras' callbacks written for that (History,
+    ProgbarLogger, ModelCheckpoint, TensorBoard, TerminateOnNaN, EarlyStopping,
+    BackupAndRestore), or when it says so with a ``supports_steps_per_execution``
+    attribute (a bool, or a property computed from its settings).
+    """
+    declared = getattr(callback, "supports_steps_per_execution", None)
+    if declared is not None:
+        return bool(declared)
+    if type(callback) in _keras_callbacks_grouped_steps_safe():
+        return True
+    base = keras.callbacks.Callback
+    return all(
+        getattr(type(callback), hook, None) is getattr(base, hook) for hook in _BATCH_HOOKS
+    )
 
 
 def with_nan_guard(callbacks):
@@ -319,6 +385,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         save_freq: "epoch" or a number of batches between backups.
         delete_checkpoint: remove the backup when training completes.
     """
+
+    @property
+    def supports_steps_per_execution(self):
+        # Mid-epoch backups are counted (and skipped on resume) batch by batch.
+        return self.save_freq == "epoch"
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         if save_freq != "epoch":

@@ -181,6 +181,8 @@ CONSTRUCTORS = [
     ("model seed", lambda: probae.ProbabilisticAutoencoder(_enc(), probae.BernoulliDecoder(), seed=-5), ValueError, "seed must be None"),
     ("model input_shape", lambda: probae.ProbabilisticAutoencoder(_enc(), probae.BernoulliDecoder(), input_shape=(0, 3)), ValueError, "input_shape"),
     ("model loss", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(loss="mse"), ValueError, "loss must be None"),
+    ("compile steps_per_execution 0", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(steps_per_execution=0), ValueError, "steps_per_execution must be a positive integer"),
+    ("compile steps_per_execution str", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(steps_per_execution="fast"), ValueError, "steps_per_execution must be a positive integer"),
     ("preset latent_dim 0", lambda: probae.VAE((6,), 0), ValueError, "latent_dim must be a positive integer"),
     ("preset latent_dim ae", lambda: probae.Autoencoder((6,), -1), ValueError, "latent_dim must be a positive integer"),
     ("preset input_shape", lambda: probae.VAE((28, 0), 2), ValueError, "input_shape"),

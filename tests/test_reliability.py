@@ -262,6 +262,21 @@ def test_nan_stops_training_at_once_and_keeps_last_backup(tmp_path):
     assert int(restored.optimizer.iterations.numpy()) == 2
 
 
+def test_nan_guard_names_the_group_of_steps_run_together():
+    # No batch-level callback: compile's steps_per_execution="auto" runs 10 steps a call,
+    # so the guard sees the NaN after the group and names its range of batches.
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    x = np.random.default_rng(0).random((160, 6)).astype("float32")
+    x[13 * 8 + 3, 2] = np.nan  # batch 14 (1-based) of 20
+    data = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    with pytest.raises(
+        probae.NonFiniteLossError,
+        match=r"epoch 1, one of batches 11-20 .*optimizer steps 11-20",
+    ):
+        model.fit(data, epochs=1, verbose=0)
+    assert model.steps_per_execution == 10
+
+
 def test_without_guard_keras_trains_on_with_nan():
     model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
     history = model.fit(_nan_dataset(0), epochs=1, verbose=0, shuffle=False, stop_on_nan=False)
