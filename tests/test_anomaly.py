@@ -359,11 +359,11 @@ def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder(tmp_path):
+def test_images_get_a_conv_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     (x, y), _ = probae.datasets.load_digits()
     x = x[y == 0][:60]
     det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2).fit(x)
-    assert det.model_.encoder._arch == "mlp"
+    assert det.model_.encoder._arch == "conv"
     decoder = det.model_.decoder
     assert isinstance(decoder, probae.GaussianDecoder)
     assert decoder.scale == pytest.approx(0.1 * (x.max() - x.min()))
@@ -377,24 +377,26 @@ def test_images_get_an_mlp_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
     scores = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
     np.testing.assert_allclose(scores, det.score_samples(x[:5]), rtol=1e-6)
-    # images train for about 10,000 steps, tables for about 400 (both 10..100 epochs)
+    # tables train for about 400 steps, images for 1,000 (CNN) or 10,000 (MLP); 10..100 epochs
     det.save(tmp_path / "d.zip")
     loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
     np.testing.assert_allclose(loaded.score_samples(x[:5]), scores, rtol=1e-6)
-    auto = probae.AnomalyDetector()
-    assert auto._epochs(6000, images=True) == 100 and auto._epochs(6000) == 10
-    assert auto._epochs(64 * 500, images=True) == 20
+    auto, mlp = probae.AnomalyDetector(), probae.AnomalyDetector(architecture="mlp")
+    assert auto._epochs(6000) == 10 and auto._epochs(6000, images=True) == 11
+    assert mlp._epochs(6000, images=True) == 100 and mlp._epochs(64 * 500, images=True) == 20
 
 
-def test_images_explicit_conv_and_bernoulli_still_available():
+def test_images_explicit_mlp_bernoulli_and_student_t_available():
     (x, y), _ = probae.datasets.load_digits()
     x = x[y == 0][:60]
     det = probae.AnomalyDetector(
-        epochs=1, num_samples=5, latent_dim=2, architecture="conv", likelihood="bernoulli"
+        epochs=1, num_samples=5, latent_dim=2, architecture="mlp", likelihood="bernoulli"
     ).fit(x)
-    assert det.model_.encoder._arch == "conv"
+    assert det.model_.encoder._arch == "mlp"
     assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
-    det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2, likelihood="student_t").fit(x)
+    det = probae.AnomalyDetector(
+        epochs=1, num_samples=5, latent_dim=2, likelihood="student_t", architecture="mlp"
+    ).fit(x)
     assert det.model_.encoder._arch == "mlp" and det.model_.decoder.network.layers[0].name.startswith("flatten")
     assert np.isfinite(det.score_samples(x[:5])).all()
 
