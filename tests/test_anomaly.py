@@ -394,15 +394,46 @@ def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-def test_images_get_a_conv_vae_with_bernoulli_decoder():
+def test_images_get_a_conv_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     (x, y), _ = probae.datasets.load_digits()
     x = x[y == 0][:60]
     det = probae.AnomalyDetector(epochs=1, num_samples=5, latent_dim=2).fit(x)
     assert det.model_.encoder._arch == "conv"
-    assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
+    decoder = det.model_.decoder
+    assert isinstance(decoder, probae.GaussianDecoder)
+    assert decoder.scale == pytest.approx(0.1 * (x.max() - x.min()))
+    # the scale is fixed: reconstruction score = squared error / (2 s^2) + d log(s sqrt(2 pi))
+    s = 0.1 * float(x.max() - x.min())
+    recon = det.model_.decoder(det.model_.encoder(x[:5]).mean()).mean().numpy()
+    expected = ((x[:5] - recon) ** 2).sum(axis=(1, 2, 3)) / (2 * s * s) + 64 * np.log(s * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(
+        probae.anomaly_scores(det.model_, x[:5], method="reconstruction"), expected, rtol=1e-4
+    )
     assert det.n_features_in_ == 8  # scikit-learn counts the second axis of X
-    s = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
-    np.testing.assert_allclose(s, det.score_samples(x[:5]), rtol=1e-6)
+    scores = det.score_samples(x[:5, :, :, 0])  # (n, height, width) gets a channel axis
+    np.testing.assert_allclose(scores, det.score_samples(x[:5]), rtol=1e-6)
+    # tables train for about 400 steps, images for 1,000 (CNN) or 10,000 (MLP); 10..100 epochs
+    det.save(tmp_path / "d.zip")
+    loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
+    np.testing.assert_allclose(loaded.score_samples(x[:5]), scores, rtol=1e-6)
+    auto, mlp = probae.AnomalyDetector(), probae.AnomalyDetector(architecture="mlp")
+    assert auto._epochs(6000) == 10 and auto._epochs(6000, images=True) == 11
+    assert mlp._epochs(6000, images=True) == 100 and mlp._epochs(64 * 500, images=True) == 20
+
+
+def test_images_explicit_mlp_bernoulli_and_student_t_available():
+    (x, y), _ = probae.datasets.load_digits()
+    x = x[y == 0][:60]
+    det = probae.AnomalyDetector(
+        epochs=1, num_samples=5, latent_dim=2, architecture="mlp", likelihood="bernoulli"
+    ).fit(x)
+    assert det.model_.encoder._arch == "mlp"
+    assert isinstance(det.model_.decoder, probae.BernoulliDecoder)
+    det = probae.AnomalyDetector(
+        epochs=1, num_samples=5, latent_dim=2, likelihood="student_t", architecture="mlp"
+    ).fit(x)
+    assert det.model_.encoder._arch == "mlp" and det.model_.decoder.network.layers[0].name.startswith("flatten")
+    assert np.isfinite(det.score_samples(x[:5])).all()
 
 
 def test_given_model_is_copied_not_modified(tmp_path):
