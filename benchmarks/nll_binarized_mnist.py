@@ -19,6 +19,10 @@ Examples:
     python benchmarks/nll_binarized_mnist.py --model vae --epochs 0 --resume \
         --run-dir runs/nll/vae --eval-k 5000 --write-benchmarks
 
+``--init-from PATH`` starts a run from the encoder and decoder of a saved model (for
+example a VampPrior run from the committed IWAE checkpoint); the table counts both runs'
+epochs.
+
 Priors: ``--prior standard`` (N(0, I)), ``--prior mog`` (``MixtureOfGaussiansPrior``,
 ``--components``), ``--prior vamp`` (``probae.VampPrior`` with ``--components``
 pseudo-inputs in [0, 1]); ``make_prior`` is the one place to add a prior. The speed
@@ -93,6 +97,33 @@ def make_model(args):
         model = probae.IWAE(num_samples=args.k, **common)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr))
     return model
+
+
+def warm_start(model, path, x_train, seed):
+    """Starts ``model`` from the encoder and decoder of the saved model at ``path`` (same
+    networks; the prior and the optimizer start afresh). A VampPrior's pseudo-inputs start
+    at training images: at the paper's near-constant initial values all K components would
+    be the posterior of one blank image, far from every code the trained encoder emits.
+    Returns the number of epochs the saved model was trained for (from the state.json
+    beside it), or None."""
+    path = pathlib.Path(path)
+    source = keras.models.load_model(path)
+    model(x_train[:2])  # build
+    for part in ("encoder", "decoder"):
+        ours, theirs = getattr(model, part), getattr(source, part)
+        shapes = [w.shape for w in ours.get_weights()], [w.shape for w in theirs.get_weights()]
+        if shapes[0] != shapes[1]:
+            raise SystemExit(
+                f"--init-from {path}: its {part} has weights of shapes {shapes[1]}, this model's "
+                f"{shapes[0]}: use the same --hidden, --latent and --activation."
+            )
+        ours.set_weights(theirs.get_weights())
+    if isinstance(model.prior, getattr(probae, "VampPrior", ())):
+        model.prior.initialize_from(x_train, seed=seed)
+    state_path = path.parent / "state.json"
+    if state_path.exists():
+        return json.loads(state_path.read_text()).get("epochs")
+    return None
 
 
 def learning_rate(epoch, args):
@@ -172,6 +203,10 @@ def train(args, x_train, x_valid):
     else:
         state = {"args": vars(args), "epochs": 0, "train_seconds": 0.0}
         model = make_model(args)
+        if args.init_from:
+            state["init_from_epochs"] = warm_start(model, args.init_from, x_train, args.seed)
+            print(f"started from the encoder and decoder of {args.init_from} "
+                  f"({state['init_from_epochs']} epochs)", flush=True)
     if state["epochs"] < args.epochs and (args.until is None or time.time() < parse_until(args.until)):
         callback = RunState(args, state, parse_until(args.until))
         model.fit(
@@ -286,14 +321,14 @@ def write_benchmarks(path, row):
 
 
 TRAIN_FLAGS = ("model", "k", "prior", "components", "hidden", "latent", "activation", "epochs",
-               "batch_size", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup", "seed")
+               "batch_size", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup", "seed", "init_from")
 
 
 def training_command(args):
     """The command line that trained a run, rebuilt from its stored arguments."""
     parts = ["python benchmarks/nll_binarized_mnist.py"]
     for key in TRAIN_FLAGS:
-        if key in args:
+        if key in args and args[key] is not None:
             value = args[key]
             value = " ".join(map(str, value)) if isinstance(value, list) else value
             parts.append(f"--{key.replace('_', '-')} {value}")
@@ -318,6 +353,8 @@ def main(argv=None):
     p.add_argument("--min-lr", type=float, default=1e-5)
     p.add_argument("--warmup", type=int, default=0, help="VAE: epochs of linear KL warm-up (0: none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-from", default=None,
+                   help="a saved model (.keras) whose encoder and decoder start this run (same networks)")
     p.add_argument("--run-dir", default=None, help="checkpoints (default runs/nll_binarized_mnist/<model>)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir/last.keras")
     p.add_argument("--until", default=None, help="HH:MM (machine clock): stop training after the epoch running then")
@@ -380,10 +417,13 @@ def main(argv=None):
         machine = args.machine or f"{platform.machine()} CPU, {os.cpu_count()} cores"
         name = f"probae {args.model.upper()}" + (f" k={args.k}" if args.model == "iwae" else "")
         name += f", prior {args.prior}, {'-'.join(map(str, args.hidden))}-{args.latent} {args.activation}"
+        before = ""
+        if state["args"].get("init_from"):
+            before = f", after {state.get('init_from_epochs')} epochs of {state['args']['init_from']}"
         speed = "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
         row = (
             f"| {name} | **{nll:.2f} +- {res['stderr']:.2f}** | {state['epochs']} (best valid at "
-            f"{state.get('best_epoch')}) | {state['train_seconds'] / 60:.0f} min | k={args.eval_k} on "
+            f"{state.get('best_epoch')}){before} | {state['train_seconds'] / 60:.0f} min | k={args.eval_k} on "
             f"{len(x_eval)} test images, {eval_seconds / 60:.1f} min{speed} | train: "
             f"`{training_command(state['args'])}`; evaluate: `{command}` | {machine} |"
         )
