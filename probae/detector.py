@@ -320,14 +320,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return VAE(input_shape, latent, likelihood=decoder, hidden_units=hidden,
                    architecture=self.architecture, seed=seed, beta=beta)
 
-    def _epochs(self, n, images=False):
+    def _image_epochs(self, n):
+        """Epochs for n images: ``epochs="auto"`` means about ``_AUTO_STEPS`` Adam steps of
+        the image network (tables use ``_tabular_schedule``), within 10..100 epochs."""
         if self.epochs != "auto":
             return self.epochs
         steps_per_epoch = max(1, -(-n // self.batch_size))
-        kind = "tabular"
-        if images:
-            kind = "mlp_image" if self.architecture == "mlp" else "conv_image"
-        steps = _AUTO_STEPS[kind]
+        steps = _AUTO_STEPS["mlp_image" if self.architecture == "mlp" else "conv_image"]
         return int(np.clip(round(steps / steps_per_epoch), 10, 100))
 
     def _tabular_schedule(self, n, batch):
@@ -416,7 +415,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if X.ndim == 2:
             self._fit_table(model, Z, batch)
         else:
-            model.fit(Z, epochs=self._epochs(len(Z), images=True), batch_size=batch, shuffle=True,
+            model.fit(Z, epochs=self._image_epochs(len(Z)), batch_size=batch, shuffle=True,
                       verbose=self.verbose)
         self.model_ = model
         self.method_ = default_method(model) if self.method is None else self.method

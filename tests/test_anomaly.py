@@ -417,8 +417,8 @@ def test_images_get_a_conv_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
     np.testing.assert_allclose(loaded.score_samples(x[:5]), scores, rtol=1e-6)
     auto, mlp = probae.AnomalyDetector(), probae.AnomalyDetector(architecture="mlp")
-    assert auto._epochs(6000) == 10 and auto._epochs(6000, images=True) == 11
-    assert mlp._epochs(6000, images=True) == 100 and mlp._epochs(64 * 500, images=True) == 20
+    assert auto._image_epochs(6000) == 11 and auto._tabular_schedule(6000, 64) == (1, 4)
+    assert mlp._image_epochs(6000) == 100 and mlp._image_epochs(64 * 500) == 20
 
 
 def test_images_explicit_mlp_bernoulli_and_student_t_available():
