@@ -71,11 +71,6 @@ def make_prior(args):
     if args.prior == "mog":
         return probae.MixtureOfGaussiansPrior(num_components=args.components)
     if args.prior == "vamp":
-        if not hasattr(probae, "VampPrior"):
-            raise SystemExit(
-                "--prior vamp needs probae.VampPrior, which this probae does not have yet "
-                "(it is added by the prior-family issue). Use --prior standard or mog."
-            )
         return probae.VampPrior(num_pseudo_inputs=args.components, pseudo_input_range=(0.0, 1.0))
     raise SystemExit(f"unknown --prior {args.prior!r}")
 
@@ -118,7 +113,7 @@ def warm_start(model, path, x_train, seed):
                 f"{shapes[0]}: use the same --hidden, --latent and --activation."
             )
         ours.set_weights(theirs.get_weights())
-    if isinstance(model.prior, getattr(probae, "VampPrior", ())):
+    if isinstance(model.prior, probae.VampPrior):
         model.prior.initialize_from(x_train, seed=seed)
     state_path = path.parent / "state.json"
     if state_path.exists():

@@ -357,9 +357,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             model.fit(np.tile(Z, (repeats, 1)), epochs=first, **kwargs)
         if first < epochs:
             method = default_method(model) if self.method is None else self.method
-            seed = 0 if self.random_state is None else self.random_state
-            scores = anomaly_scores(model, Z, method=method, seed=seed, num_samples=self.num_samples)
-            scores = np.nan_to_num(scores.astype(np.float64), nan=np.inf)
+            scores = -self._score(Z, model, method)  # anomaly scores, NaN as the most anomalous
             kept = Z[np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])]
             batch = min(batch, len(kept))
             model.fit(np.tile(kept, (repeats, 1)), epochs=epochs - first, **{**kwargs, "batch_size": batch})
@@ -428,9 +426,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
-    def _score(self, Z):
+    def _score(self, Z, model=None, method=None):
+        """Minus the anomaly scores of Z (NaN as -inf) under ``model`` and ``method``
+        (default: the fitted ``model_`` and ``method_``)."""
+        model = self.model_ if model is None else model
+        method = self.method_ if method is None else method
         seed = 0 if self.random_state is None else self.random_state
-        s = -anomaly_scores(self.model_, Z, method=self.method_, seed=seed, num_samples=self.num_samples)
+        s = -anomaly_scores(model, Z, method=method, seed=seed, num_samples=self.num_samples)
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
 
     def score_samples(self, X):
