@@ -21,7 +21,8 @@ Examples:
 
 ``--init-from PATH`` starts a run from the encoder and decoder of a saved model (for
 example a VampPrior run from the committed IWAE checkpoint); the table counts both runs'
-epochs.
+epochs. When the saved model has the same prior (a fine-tune with another objective, say
+``--k 50`` from a k = 5 run), its prior weights and Adam state carry over too.
 
 Priors: ``--prior standard`` (N(0, I)), ``--prior mog`` (``MixtureOfGaussiansPrior``,
 ``--components``), ``--prior vamp`` (``probae.VampPrior`` with ``--components``
@@ -96,11 +97,13 @@ def make_model(args):
 
 def warm_start(model, path, x_train, seed):
     """Starts ``model`` from the encoder and decoder of the saved model at ``path`` (same
-    networks; the prior and the optimizer start afresh). A VampPrior's pseudo-inputs start
-    at training images: at the paper's near-constant initial values all K components would
-    be the posterior of one blank image, far from every code the trained encoder emits.
-    Returns the number of epochs the saved model was trained for (from the state.json
-    beside it), or None."""
+    networks; the optimizer starts afresh). A prior of the same kind and shape as the saved
+    one (for example a VampPrior run fine-tuned with a larger k) starts from its weights.
+    Otherwise a VampPrior's pseudo-inputs start at training images: at the paper's
+    near-constant initial values all K components would be the posterior of one blank
+    image, far from every code the trained encoder emits. Returns the number of epochs
+    behind the saved model (its state.json's epochs plus those of the runs it started
+    from), or None."""
     path = pathlib.Path(path)
     source = keras.models.load_model(path)
     model(x_train[:2])  # build
@@ -113,12 +116,38 @@ def warm_start(model, path, x_train, seed):
                 f"{shapes[0]}: use the same --hidden, --latent and --activation."
             )
         ours.set_weights(theirs.get_weights())
-    if isinstance(model.prior, probae.VampPrior):
-        model.prior.initialize_from(x_train, seed=seed)
+    ours, theirs = model.prior, source.prior
+    same_prior = (
+        type(ours) is type(theirs)
+        and ours.get_weights()
+        and [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+    )
+    if same_prior:
+        ours.set_weights(theirs.get_weights())
+        copy_optimizer_state(model, source)
+    elif isinstance(ours, probae.VampPrior):
+        ours.initialize_from(x_train, seed=seed)
     state_path = path.parent / "state.json"
     if state_path.exists():
-        return json.loads(state_path.read_text()).get("epochs")
+        saved = json.loads(state_path.read_text())
+        return saved.get("epochs", 0) + (saved.get("init_from_epochs") or 0)
     return None
+
+
+def copy_optimizer_state(model, source):
+    """Continues the saved model's Adam moments and step count when every variable matches
+    (a fine-tune of the same model with another objective, such as a larger k): a fresh
+    Adam's first bias-corrected steps move every weight by about the learning rate, a jolt
+    that a converged model does not recover from in a few epochs."""
+    if source.optimizer is None or not source.optimizer.built:
+        return
+    model.optimizer.build(model.trainable_variables)
+    ours, theirs = model.optimizer.variables, source.optimizer.variables
+    if [v.shape for v in ours] != [v.shape for v in theirs]:
+        return
+    for mine, saved in zip(ours, theirs):
+        mine.assign(saved)
+    print(f"continued the saved Adam state ({int(model.optimizer.iterations.numpy())} steps)", flush=True)
 
 
 def learning_rate(epoch, args):
@@ -184,6 +213,8 @@ def parse_until(text):
     hour, minute = (int(v) for v in text.split(":"))
     now = datetime.datetime.now()
     when = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if when <= now:  # the next HH:MM: a run started at 22:00 with --until 01:30 stops tomorrow
+        when += datetime.timedelta(days=1)
     return when.timestamp()
 
 
@@ -200,9 +231,9 @@ def train(args, x_train, x_valid):
         model = make_model(args)
         if args.init_from:
             state["init_from_epochs"] = warm_start(model, args.init_from, x_train, args.seed)
-            print(f"started from the encoder and decoder of {args.init_from} "
+            print(f"started from the networks of {args.init_from} "
                   f"({state['init_from_epochs']} epochs)", flush=True)
-    if state["epochs"] < args.epochs and (args.until is None or time.time() < parse_until(args.until)):
+    if state["epochs"] < args.epochs:
         callback = RunState(args, state, parse_until(args.until))
         model.fit(
             x_train,
@@ -352,7 +383,7 @@ def main(argv=None):
                    help="a saved model (.keras) whose encoder and decoder start this run (same networks)")
     p.add_argument("--run-dir", default=None, help="checkpoints (default runs/nll_binarized_mnist/<model>)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir/last.keras")
-    p.add_argument("--until", default=None, help="HH:MM (machine clock): stop training after the epoch running then")
+    p.add_argument("--until", default=None, help="HH:MM (machine clock, its next occurrence): stop training after the epoch running then")
     p.add_argument("--no-eval", action="store_true", help="train only")
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--eval-n", type=int, default=None, help="evaluate on the first n test images only")
@@ -382,8 +413,9 @@ def main(argv=None):
     if args.no_eval:
         return
     t_ref = t_probae = None
-    if args.time_n and args.prior != "standard":
-        print("speed comparison skipped: the hand-written estimator assumes the N(0, I) prior", flush=True)
+    if args.time_n and (args.prior != "standard" or args.activation == "glu"):
+        print("speed comparison skipped: the hand-written estimator assumes the N(0, I) prior and "
+              "ungated layers", flush=True)
     elif args.time_n:
         t_ref, t_probae = time_comparison(
             model, x_test[: args.time_n], args.time_k or args.eval_k, args.baseline_images

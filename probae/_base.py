@@ -27,7 +27,9 @@ class NetworkLayer(keras.layers.Layer):
         architecture: "auto" (an MLP for vectors, a CNN for H x W x C images), "mlp" or
             "conv"; used only when ``network`` is None.
         hidden_units: widths of the default network's dense layers.
-        activation: activation of the default network.
+        activation: activation of the default network: a Keras activation name or
+            callable; "glu" makes every layer gated (h = (W1 x + b1) * sigmoid(W2 x + b2),
+            the gated layers of the VampPrior paper's networks) with the same widths.
         filters: channels of the default CNN's convolutions.
         condition_shape: shape of one condition vector (conditional models), or None.
     """

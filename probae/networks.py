@@ -45,21 +45,54 @@ def check_hidden_units(hidden_units, name="hidden_units"):
     return units
 
 
+@keras.saving.register_keras_serializable(package="probae")
+class GLU(keras.layers.Layer):
+    """Gated linear unit (Dauphin et al. 2017): splits the last axis into halves a, b and
+    returns a * sigmoid(b), so a layer with 2n outputs followed by GLU gives
+    h = (W1 x + b1) * sigmoid(W2 x + b2), the gated layers of Tomczak and Welling's
+    VampPrior networks."""
+
+    def call(self, inputs):
+        return keras.activations.glu(inputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (None if input_shape[-1] is None else input_shape[-1] // 2,)
+
+
+def _layers(make, units, activation, **kwargs):
+    """``make(units, activation=...)`` as a list of layers with ``units`` outputs;
+    ``activation="glu"`` makes it gated: ``make(2 * units)`` then ``GLU``."""
+    if activation == "glu":
+        return [make(2 * units, activation=None, **kwargs), GLU()]
+    return [make(units, activation=activation, **kwargs)]
+
+
+def dense(units, activation):
+    """A Dense layer with ``units`` outputs under ``activation`` (gated for "glu")."""
+    return _layers(keras.layers.Dense, units, activation)
+
+
+def _conv(units, activation, transpose=False):
+    make = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+    return _layers(make, units, activation, kernel_size=3, strides=2, padding="same")
+
+
 def mlp(hidden_units, activation, name=None):
     """A flattening MLP: Flatten, then one Dense layer per entry of ``hidden_units``."""
     layers = [keras.layers.Flatten()]
-    layers += [keras.layers.Dense(u, activation=activation) for u in hidden_units]
+    for u in hidden_units:
+        layers += dense(u, activation)
     return keras.Sequential(layers, name=name)
 
 
 def conv_encoder(filters, hidden_units, activation, name=None):
     """Strided 3x3 convolutions (each halves height and width), then Dense layers."""
-    layers = [
-        keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=activation)
-        for f in filters
-    ]
+    layers = []
+    for f in filters:
+        layers += _conv(f, activation)
     layers.append(keras.layers.Flatten())
-    layers += [keras.layers.Dense(u, activation=activation) for u in hidden_units]
+    for u in hidden_units:
+        layers += dense(u, activation)
     return keras.Sequential(layers, name=name)
 
 
@@ -74,13 +107,10 @@ def conv_decoder(event_shape, filters, hidden_units, activation, name=None):
     factor = 2 ** len(filters)
     h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
     first = filters[0] if filters else 32
-    layers = [keras.layers.Dense(u, activation=activation) for u in hidden_units]
-    layers += [
-        keras.layers.Dense(h0 * w0 * first, activation=activation),
-        keras.layers.Reshape((h0, w0, first)),
-    ]
-    layers += [
-        keras.layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation=activation)
-        for f in filters
-    ]
+    layers = []
+    for u in hidden_units:
+        layers += dense(u, activation)
+    layers += dense(h0 * w0 * first, activation) + [keras.layers.Reshape((h0, w0, first))]
+    for f in filters:
+        layers += _conv(f, activation, transpose=True)
     return keras.Sequential(layers, name=name)
