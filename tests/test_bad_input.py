@@ -157,6 +157,8 @@ CONSTRUCTORS = [
     ("encoder hidden str", lambda: _enc(hidden_units="8"), ValueError, "hidden_units"),
     ("encoder filters", lambda: _enc(filters=(-1,)), ValueError, "filters"),
     ("encoder architecture", lambda: _enc(architecture="rnn"), ValueError, "architecture must be one of"),
+    ("encoder activation", lambda: _enc(activation="nope"), ValueError, "activation must be a Keras activation name"),
+    ("decoder activation", lambda: probae.BernoulliDecoder(activation=3), ValueError, "Received: activation=3"),
     ("encoder network", lambda: _enc(network="mlp"), TypeError, "network must be a Keras layer"),
     ("encoder condition_shape", lambda: _enc(condition_shape=(0,)), ValueError, "condition_shape"),
     ("encoder code_activation", lambda: probae.DeterministicEncoder(2, code_activation="nope"), ValueError, "code_activation"),
