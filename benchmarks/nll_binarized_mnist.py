@@ -218,6 +218,31 @@ def parse_until(text):
     return when.timestamp()
 
 
+SCHEDULE_FLAGS = ("epochs", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup")
+
+
+def record_schedule_change(state, args):
+    """A resumed run whose schedule flags differ from its stored ones trains on under the
+    new ones: state.json keeps the change (epoch, old and new values) and the results row
+    reports it."""
+    changed = {
+        flag: [state["args"].get(flag), getattr(args, flag)]
+        for flag in SCHEDULE_FLAGS
+        if state["args"].get(flag) != getattr(args, flag)
+    }
+    if changed:
+        state.setdefault("schedule_changes", []).append({"at_epoch": state["epochs"], "changed": changed})
+        state["args"].update({flag: new for flag, (_, new) in changed.items()})
+        print(f"schedule changed at epoch {state['epochs']}: {describe_changes(state)[-1]}", flush=True)
+
+
+def describe_changes(state):
+    return [
+        f"at epoch {c['at_epoch']} " + ", ".join(f"--{f.replace('_', '-')} {old} -> {new}" for f, (old, new) in c["changed"].items())
+        for c in state.get("schedule_changes", [])
+    ]
+
+
 def train(args, x_train, x_valid):
     run_dir = pathlib.Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -226,6 +251,8 @@ def train(args, x_train, x_valid):
         state = json.loads(state_path.read_text())
         model = keras.models.load_model(run_dir / "last.keras")
         print(f"resumed {run_dir} at epoch {state['epochs']}", flush=True)
+        if state["epochs"] < args.epochs:
+            record_schedule_change(state, args)
     else:
         state = {"args": vars(args), "epochs": 0, "train_seconds": 0.0}
         model = make_model(args)
@@ -404,8 +431,9 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     x_train, x_valid, x_test = probae.datasets.load_binarized_mnist()
     model, state = train(args, x_train, x_valid)
+    trained = state["args"]  # the run's own flags: an evaluation call need not repeat them
     print(
-        f"model: {args.model} prior={args.prior}, {state['epochs']} epochs in "
+        f"model: {trained['model']} prior={trained['prior']}, {state['epochs']} epochs in "
         f"{state['train_seconds'] / 60:.1f} min; best valid objective {state.get('best_val_objective', float('nan')):.2f} "
         f"at epoch {state.get('best_epoch')}",
         flush=True,
@@ -413,7 +441,7 @@ def main(argv=None):
     if args.no_eval:
         return
     t_ref = t_probae = None
-    if args.time_n and (args.prior != "standard" or args.activation == "glu"):
+    if args.time_n and (trained["prior"] != "standard" or trained["activation"] == "glu"):
         print("speed comparison skipped: the hand-written estimator assumes the N(0, I) prior and "
               "ungated layers", flush=True)
     elif args.time_n:
@@ -442,11 +470,13 @@ def main(argv=None):
     )
     if args.write_benchmarks:
         machine = args.machine or f"{platform.machine()} CPU, {os.cpu_count()} cores"
-        name = f"probae {args.model.upper()}" + (f" k={args.k}" if args.model == "iwae" else "")
-        name += f", prior {args.prior}, {'-'.join(map(str, args.hidden))}-{args.latent} {args.activation}"
+        name = f"probae {trained['model'].upper()}" + (f" k={trained['k']}" if trained["model"] == "iwae" else "")
+        name += (f", prior {trained['prior']}, {'-'.join(map(str, trained['hidden']))}-{trained['latent']} "
+                 f"{trained['activation']}")
         before = ""
         if state["args"].get("init_from"):
             before = f", after {state.get('init_from_epochs')} epochs of {state['args']['init_from']}"
+        before += "".join(f"; schedule changed {text}" for text in describe_changes(state))
         speed = "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
         row = (
             f"| {name} | **{nll:.2f} +- {res['stderr']:.2f}** | {state['epochs']} (best valid at "
