@@ -233,7 +233,7 @@ def record_schedule_change(state, args):
     if changed:
         state.setdefault("schedule_changes", []).append({"at_epoch": state["epochs"], "changed": changed})
         state["args"].update({flag: new for flag, (_, new) in changed.items()})
-        print(f"schedule changed at epoch {state['epochs']}: {describe_changes(state)[-1]}", flush=True)
+        print(f"schedule changed {describe_changes(state)[-1]}", flush=True)
 
 
 def describe_changes(state):
