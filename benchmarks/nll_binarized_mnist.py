@@ -247,9 +247,14 @@ def train(args, x_train, x_valid):
     run_dir = pathlib.Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.json"
-    if args.resume and (run_dir / "last.keras").exists():
+    last, best = run_dir / "last.keras", run_dir / "best.keras"
+    if args.resume and args.epochs == 0 and best.exists() and state_path.exists():
+        # Evaluation of a finished run: best.keras and state.json are enough (committed
+        # checkpoints keep only those when the run will not be continued).
+        return keras.models.load_model(best), json.loads(state_path.read_text())
+    if args.resume and last.exists():
         state = json.loads(state_path.read_text())
-        model = keras.models.load_model(run_dir / "last.keras")
+        model = keras.models.load_model(last)
         print(f"resumed {run_dir} at epoch {state['epochs']}", flush=True)
         if state["epochs"] < args.epochs:
             record_schedule_change(state, args)
@@ -272,7 +277,6 @@ def train(args, x_train, x_valid):
             shuffle=True,
             verbose=0,
         )
-    best = run_dir / "best.keras"
     if best.exists():
         model = keras.models.load_model(best)
     return model, state
