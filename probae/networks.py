@@ -68,7 +68,8 @@ def _layers(make, units, activation, **kwargs):
 
 
 def dense(units, activation):
-    """A Dense layer with ``units`` outputs under ``activation`` (gated for "glu")."""
+    """The layers of one Dense layer with ``units`` outputs under ``activation`` (a list:
+    Dense then GLU for "glu")."""
     return _layers(keras.layers.Dense, units, activation)
 
 
