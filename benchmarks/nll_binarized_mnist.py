@@ -97,8 +97,8 @@ def make_model(args):
 
 def warm_start(model, path, x_train, seed):
     """Starts ``model`` from the encoder and decoder of the saved model at ``path`` (same
-    networks; the optimizer starts afresh). A prior of the same kind and shape as the saved
-    one (for example a VampPrior run fine-tuned with a larger k) starts from its weights.
+    networks). A prior of the same kind and shape as the saved one (for example a VampPrior
+    run fine-tuned with a larger k) starts from its weights, and Adam from its state.
     Otherwise a VampPrior's pseudo-inputs start at training images: at the paper's
     near-constant initial values all K components would be the posterior of one blank
     image, far from every code the trained encoder emits. Returns the number of epochs
@@ -107,22 +107,19 @@ def warm_start(model, path, x_train, seed):
     path = pathlib.Path(path)
     source = keras.models.load_model(path)
     model(x_train[:2])  # build
+    def shapes(layer):
+        return [tuple(v.shape) for v in layer.weights]
+
     for part in ("encoder", "decoder"):
         ours, theirs = getattr(model, part), getattr(source, part)
-        shapes = [w.shape for w in ours.get_weights()], [w.shape for w in theirs.get_weights()]
-        if shapes[0] != shapes[1]:
+        if shapes(ours) != shapes(theirs):
             raise SystemExit(
-                f"--init-from {path}: its {part} has weights of shapes {shapes[1]}, this model's "
-                f"{shapes[0]}: use the same --hidden, --latent and --activation."
+                f"--init-from {path}: its {part} has weights of shapes {shapes(theirs)}, this model's "
+                f"{shapes(ours)}: use the same --hidden, --latent and --activation."
             )
         ours.set_weights(theirs.get_weights())
     ours, theirs = model.prior, source.prior
-    same_prior = (
-        type(ours) is type(theirs)
-        and ours.get_weights()
-        and [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
-    )
-    if same_prior:
+    if type(ours) is type(theirs) and ours.weights and shapes(ours) == shapes(theirs):
         ours.set_weights(theirs.get_weights())
         copy_optimizer_state(model, source)
     elif isinstance(ours, probae.VampPrior):
@@ -248,12 +245,12 @@ def train(args, x_train, x_valid):
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.json"
     last, best = run_dir / "last.keras", run_dir / "best.keras"
-    if args.resume and args.epochs == 0 and best.exists() and state_path.exists():
-        # Evaluation of a finished run: best.keras and state.json are enough (committed
-        # checkpoints keep only those when the run will not be continued).
-        return keras.models.load_model(best), json.loads(state_path.read_text())
-    if args.resume and last.exists():
-        state = json.loads(state_path.read_text())
+    state = json.loads(state_path.read_text()) if args.resume and state_path.exists() else None
+    if state is not None and state["epochs"] >= args.epochs and best.exists():
+        # Nothing left to train: the best checkpoint is the model (committed checkpoints of
+        # finished runs keep only best.keras and state.json).
+        return keras.models.load_model(best), state
+    if state is not None and last.exists():
         model = keras.models.load_model(last)
         print(f"resumed {run_dir} at epoch {state['epochs']}", flush=True)
         if state["epochs"] < args.epochs:
@@ -478,8 +475,8 @@ def main(argv=None):
         name += (f", prior {trained['prior']}, {'-'.join(map(str, trained['hidden']))}-{trained['latent']} "
                  f"{trained['activation']}")
         before = ""
-        if state["args"].get("init_from"):
-            before = f", after {state.get('init_from_epochs')} epochs of {state['args']['init_from']}"
+        if trained.get("init_from"):
+            before = f", after {state.get('init_from_epochs')} epochs of {trained['init_from']}"
         before += "".join(f"; schedule changed {text}" for text in describe_changes(state))
         speed = "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
         row = (
