@@ -4,7 +4,7 @@ generic ``tfd.MixtureSameFamily`` and a hand-written ``tf.function`` of the same
 The VampPrior (K = 500 pseudo-inputs) and the mixture-of-Gaussians prior evaluate
 log p(z) for every code of a batch against every component. TFP's generic mixture
 broadcasts to [codes, K, d]; probae's computes the same sum of squares with two matrix
-products in float64 (see ``probae.priors.DiagonalGaussianMixture``). Two measurements,
+products in float64 (see ``probae.distributions.DiagonalGaussianMixture``). Two measurements,
 contestants interleaved, medians of ``--reps``:
 
 1. log p(z) and its gradient for 500 codes (an IWAE-5 batch of 100), K = 500, d = 50;
@@ -68,7 +68,7 @@ def time_log_prob(reps, calls):
 
     contestants = {
         "TFP MixtureSameFamily": mixture(tfd.MixtureSameFamily),
-        "probae DiagonalGaussianMixture": mixture(probae.priors.DiagonalGaussianMixture),
+        "probae DiagonalGaussianMixture": mixture(probae.distributions.DiagonalGaussianMixture),
         "hand-written tf.function": lambda: handwritten_log_prob(z, loc, scale),
     }
     steps = {}
@@ -109,8 +109,8 @@ def time_fit(steps, reps):
     models = {}
     for name, prior_cls in (("probae mixture", probae.VampPrior), ("TFP generic mixture", GenericVampPrior)):
         keras.utils.set_random_seed(0)
-        model = probae.IWAE(
-            num_samples=5, input_shape=(784,), latent_dim=50, likelihood="bernoulli",
+        model = probae.VAE(
+            objective=probae.IWAE(num_samples=5), input_shape=(784,), latent_dim=50, likelihood="bernoulli",
             prior=prior_cls(num_pseudo_inputs=500, pseudo_input_range=(0.0, 1.0)),
             architecture="mlp", hidden_units=(200, 200), activation="tanh", seed=0,
         )

@@ -90,7 +90,7 @@ def make_model(args):
     if args.model == "vae":
         model = probae.VAE(num_samples=1, beta=1.0, **common)
     else:
-        model = probae.IWAE(num_samples=args.k, **common)
+        model = probae.VAE(objective=probae.IWAE(num_samples=args.k), **common)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr))
     return model
 

@@ -40,7 +40,7 @@ def main(args):
 
     recon = model.reconstruct(x_test)
     bce = float(np.mean(keras.losses.binary_crossentropy(x_test, recon)))
-    log_lik = float(np.mean(model.elbo(x_test, return_terms=True)["reconstruction"]))
+    log_lik = float(model.evaluate(x_test, batch_size=256, verbose=0, return_dict=True)["reconstruction"])
     print(f"test binary cross-entropy (Keras, mean per pixel): {bce:.4f}")
     print(f"minus reconstruction log-likelihood / {d}:       {-log_lik / d:.4f}")
 

@@ -10,7 +10,7 @@ import os as _os
 # TFP imports tf_keras at import time; probae itself uses Keras 3 only.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import callbacks, data, datasets, objectives  # noqa: E402
+from probae import callbacks, data, datasets, distributions, estimators, objectives, posteriors  # noqa: E402
 from probae.corruption import (  # noqa: E402
     Corruption,
     GaussianNoise,
@@ -23,13 +23,15 @@ from probae.decoders import (  # noqa: E402
     Decoder,
     GaussianDecoder,
     LaplaceDecoder,
+    MixedDecoder,
+    StudentTDecoder,
 )
 from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
 from probae.evaluation import evaluate_likelihood  # noqa: E402
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.penalties import CodePenalty, SparsityPenalty  # noqa: E402
+from probae.objectives import ELBO, IWAE, Objective, RenyiBound  # noqa: E402
 from probae.presets import (  # noqa: E402
-    IWAE,
     VAE,
     Autoencoder,
     BetaVAE,
@@ -43,17 +45,11 @@ from probae.priors import (  # noqa: E402
     StandardNormalPrior,
     VampPrior,
 )
-from probae.tabular import MixedDecoder, StudentTDecoder  # noqa: E402
 from probae.anomaly import anomaly_scores  # noqa: E402
 from probae.detector import AnomalyDetector  # noqa: E402
-from probae.reliability import (  # noqa: E402
-    BackupAndRestore,
-    InvalidModelFileError,
-    NonFiniteLossError,
-    StopOnNaN,
-    load_model,
-    set_seed,
-)
+from probae.callbacks import BackupAndRestore, NonFiniteLossError, StopOnNaN  # noqa: E402
+from probae.saving import InvalidModelFileError, load_model  # noqa: E402
+from probae.seeds import set_seed  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -80,15 +76,21 @@ __all__ = [
     "Autoencoder",
     "VAE",
     "BetaVAE",
-    "IWAE",
     "SparseAutoencoder",
     "DenoisingAutoencoder",
     "ConditionalVAE",
+    "Objective",
+    "ELBO",
+    "IWAE",
+    "RenyiBound",
     "evaluate_likelihood",
     "callbacks",
     "data",
     "datasets",
     "objectives",
+    "estimators",
+    "posteriors",
+    "distributions",
     "StudentTDecoder",
     "MixedDecoder",
     "anomaly_scores",

@@ -2,30 +2,28 @@
 
 Higher means more anomalous; every score is minus a log-probability (in nats), so scores
 of different examples are comparable and per-feature contributions add up to the total.
-The scores come from the same pure functions as training (``probae.objectives``).
+The scores come from the estimator every evaluation in probae uses
+(``probae.estimators.estimate``).
 
-Sampling uses common random numbers: every example gets the same k standard-normal draws
-eps_1..eps_k, with z_k = mu(x) + sigma(x) * eps_k (for Gaussian posteriors). Each
-example's estimate is exactly the usual one, but it no longer depends on which other
-examples share its batch (scores are invariant to batching and ordering), the same seed
-gives identical scores, and the Monte Carlo noise is correlated across examples, which
-makes their ranking steadier than independent draws would.
+Sampling uses common random numbers (``shared_noise``): every example gets the same k
+standard-normal draws eps_1..eps_k, with z_k = mu(x) + sigma(x) * eps_k for Gaussian
+posteriors (``probae.posteriors.sample``). Each example's estimate is exactly the usual
+one, but it no longer depends on which other examples share its batch (scores are
+invariant to batching and ordering), the same seed gives identical scores, and the Monte
+Carlo noise is correlated across examples, which makes their ranking steadier than
+independent draws would.
 """
 
 import math
 import zlib
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
 
-from probae import objectives
-from probae._validation import check_positive_int, check_seed
-from probae.model import _MAX_ELEMENTS, ProbabilisticAutoencoder
+from probae import estimators, inputs
+from probae._validation import as_float_array, check_positive_int, check_seed
+from probae.model import ProbabilisticAutoencoder
 
-tfd = tfp.distributions
-
-__all__ = ["anomaly_scores", "complexity", "METHODS"]
+__all__ = ["anomaly_scores", "complexity", "default_method", "METHODS"]
 
 METHODS = (
     "log_likelihood",
@@ -36,67 +34,6 @@ METHODS = (
 )
 PER_FEATURE_METHODS = ("reconstruction", "reconstruction_probability")
 _DEFAULT_SAMPLES = {"log_likelihood": 100, "elbo": 10, "reconstruction_probability": 10}
-
-
-class _CommonNoise:
-    """q(z|x) whose draws share one set of standard-normal noise across the batch.
-
-    Only ``sample`` and ``log_prob`` are used (by ``objectives``); ``sample(k)`` returns
-    ``[k, batch, d]`` codes mu + sigma * eps_k with eps of shape ``[k, 1, d]``.
-    """
-
-    def __init__(self, posterior):
-        self.posterior = posterior
-
-    def sample(self, num_samples, seed=None):
-        mean = self.posterior.mean()
-        eps = tf.random.stateless_normal([num_samples, 1, tf.shape(mean)[-1]], seed=seed)
-        return mean[None] + self.posterior.stddev()[None] * eps
-
-    def log_prob(self, z):
-        return self.posterior.log_prob(z)
-
-
-def _common_noise(posterior):
-    if isinstance(posterior, tfd.MultivariateNormalDiag):
-        return _CommonNoise(posterior)
-    return posterior  # point masses are batch-invariant already; others sample per batch
-
-
-def _is_deterministic(posterior):
-    return isinstance(posterior, (tfd.VectorDeterministic, tfd.Deterministic))
-
-
-def _score_fn(model, method, k, per_feature):
-    """A traced function (x_batch, condition_batch, seed) -> anomaly scores of the batch."""
-
-    def run(xb, cb, seed):
-        posterior = model.encoder(xb, condition=cb, training=False)
-        if method == "reconstruction":
-            likelihood = model.decoder(posterior.mean(), condition=cb, training=False)
-            if per_feature:
-                return -likelihood.distribution.log_prob(xb)
-            return -likelihood.log_prob(xb)
-        sampler = _common_noise(posterior)
-        decode = model._decode_fn(cb, k)
-        if method == "reconstruction_probability" and per_feature:
-            z = sampler.sample(k, seed=seed)
-            likelihood = decode(tf.reshape(z, [-1, tf.shape(z)[-1]]))
-            log_p = likelihood.distribution.log_prob(objectives.tile_samples(xb, k))
-            log_p = tf.reshape(log_p, tf.concat([[k, -1], tf.shape(xb)[1:]], 0))
-            return -tf.reduce_mean(log_p, axis=0)
-        if method == "reconstruction_probability":
-            _, log_px_z = objectives.sample_log_likelihoods(xb, sampler, decode, k, seed)
-            return -tf.reduce_mean(log_px_z, axis=0)
-        prior = model.prior.distribution(model.encoder)
-        if method == "elbo":
-            z, log_px_z = objectives.sample_log_likelihoods(xb, sampler, decode, k, seed)
-            kl, _ = objectives.kl_divergence(posterior, prior, z)
-            return -(tf.reduce_mean(log_px_z, axis=0) - kl)
-        log_w, _, _ = objectives.log_weights(xb, sampler, decode, prior, k, seed)
-        return -(tf.reduce_logsumexp(log_w, axis=0) - math.log(k))
-
-    return model._fn(("anomaly_scores", method, k, per_feature), run)
 
 
 def complexity(x, levels=256):
@@ -118,8 +55,6 @@ def complexity(x, levels=256):
     References: Serra et al. 2020, Input complexity and out-of-distribution detection
     with likelihood-based generative models.
     """
-    from probae._validation import as_float_array
-
     arr = as_float_array(x, "x")
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= 256:
         raise ValueError(f"levels must be an integer in [2, 256]. Received: levels={levels!r}")
@@ -135,13 +70,8 @@ def complexity(x, levels=256):
 
 
 def default_method(model):
-    """"log_likelihood" for probabilistic encoders, "reconstruction" for point masses."""
-    x = np.zeros((1, *model.event_shape), np.float32)
-    cond = None
-    if model.condition_shape is not None:
-        cond = np.zeros((1, *model.condition_shape), np.float32)
-    posterior = model.encoder(x, condition=cond, training=False)
-    return "reconstruction" if _is_deterministic(posterior) else "log_likelihood"
+    """"log_likelihood" for a model with a density, "reconstruction" for point masses."""
+    return "log_likelihood" if model.has_density else "reconstruction"
 
 
 def anomaly_scores(
@@ -192,7 +122,7 @@ def anomaly_scores(
         background: the background of "likelihood_ratio": a model or "complexity".
         condition: the condition of a conditional model (``[n, *condition_shape]``).
         batch_size: examples per network call (reduced automatically so that one call
-            holds at most about 8 million decoder outputs).
+            holds at most ``probae.estimators.MAX_ELEMENTS`` decoder outputs).
 
     Returns:
         A float32 NumPy array ``[n]`` (or ``[n, *event_shape]`` with ``per_feature``).
@@ -221,8 +151,7 @@ def anomaly_scores(
     seed = check_seed(seed)
     batch_size = check_positive_int(batch_size, "batch_size")
     num_samples = check_positive_int(num_samples, "num_samples", allow_none=True)
-    x = model._prepare_x(x)
-    c = model._prepare_condition(condition, len(x))
+    x, c = model.check_inputs(x, condition)
     if method is None:
         method = default_method(model)
     if per_feature and method not in PER_FEATURE_METHODS:
@@ -253,21 +182,22 @@ def anomaly_scores(
             "background is used only with method='likelihood_ratio'. "
             f"Received: method={method!r} and a background model"
         )
-    if method in ("log_likelihood", "elbo") and default_method(model) == "reconstruction":
+    if method in ("log_likelihood", "elbo") and not model.has_density:
         raise ValueError(
-            f"method={method!r} needs a probabilistic encoder (q(z|x) with a density); this "
-            "model's encoder is a point mass. Use method='reconstruction'."
+            f"method={method!r} needs a probabilistic encoder (q(z|x) with a density) and a "
+            "prior; this model's encoder is a point mass. Use method='reconstruction'."
         )
-    k = 1 if method == "reconstruction" else (num_samples or _DEFAULT_SAMPLES[method])
-    dim = int(np.prod(model.event_shape))
-    batch_size = max(1, min(batch_size, _MAX_ELEMENTS // (k * dim)))
-    fn = _score_fn(model, method, k, bool(per_feature))
     if seed is None:
-        seed_tensor = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-    else:
-        seed_tensor = tf.constant([seed % (2**31 - 1), 1], dtype=tf.int32)
-    out = []
-    for start in range(0, len(x), batch_size):
-        s = slice(start, start + batch_size)
-        out.append(fn(x[s], None if c is None else c[s], seed_tensor).numpy())
-    return np.concatenate(out).astype(np.float32)
+        seed = int(np.random.default_rng().integers(2**31 - 1))
+    point = method == "reconstruction"
+    k = 1 if point else (num_samples or _DEFAULT_SAMPLES[method])
+    batch_size = estimators.plan(np.prod(model.event_shape), k, batch_size, shared_noise=True)[0]
+    batches, total = inputs.batches(model, x, c, batch_size)
+    terms = estimators.estimate(
+        model, batches, k, seed=seed, shared_noise=True, per_feature=bool(per_feature), point=point,
+    )
+    if per_feature:
+        return -terms["reconstruction_per_feature"].astype(np.float32)
+    key = {"reconstruction": "reconstruction", "reconstruction_probability": "reconstruction",
+           "elbo": "elbo", "log_likelihood": "log_likelihood"}[method]
+    return -terms[key].astype(np.float32)

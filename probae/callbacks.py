@@ -1,21 +1,42 @@
-"""Keras callbacks that anneal a model's KL weight beta during ``fit``.
+"""Keras callbacks: KL-weight schedules, the NaN guard and exact resuming.
 
-The model keeps beta in a non-trainable variable (``model.beta_variable``), read by the
-compiled training step at every step, so a callback can change it between steps. Each
-schedule sets beta at the start of every epoch (``per="epoch"``, t = the epoch index) or
-of every training step (``per="step"``, t = the optimizer's step count, which keeps
-counting across ``fit`` calls), and writes the beta in force at the end of each epoch into
-the epoch's logs, so it appears in ``History.history["beta"]`` (and in CSVLogger,
-TensorBoard, ...). ``schedule.betas`` lists every (t, beta) the callback set.
+- ``BetaSchedule``, ``LinearBetaWarmup``, ``CyclicalBetaSchedule``: anneal an annealable
+  objective weight (the ELBO's beta) during ``fit``. The model keeps beta in a
+  non-trainable variable (``model.beta_variable``), read by the compiled training step at
+  every step, so a callback can change it between steps. Each schedule sets beta at the
+  start of every epoch (``per="epoch"``, t = the epoch index) or of every training step
+  (``per="step"``, t = the optimizer's step count, which keeps counting across ``fit``
+  calls), and writes the beta in force at the end of each epoch into the epoch's logs, so
+  it appears in ``History.history["beta"]`` (and in CSVLogger, TensorBoard, ...).
+  ``schedule.betas`` lists every (t, beta) the callback set.
+- ``StopOnNaN`` (on by default in ``ProbabilisticAutoencoder.fit``): stops training at the
+  first step whose loss is NaN or infinite, naming the step, before any later callback can
+  write a checkpoint of the broken weights.
+- ``BackupAndRestore``: ``keras.callbacks.BackupAndRestore`` made exact for mid-epoch
+  interruptions: backups are committed atomically, and a resumed run skips the batches of
+  the interrupted epoch that were already trained on, so a run killed at any step and
+  restarted ends with the same weights as an uninterrupted one.
 """
 
+import json
+import math
 import numbers
+import os
 
 import keras
 
 from probae._validation import check_non_negative_float, check_positive_int
+from probae.saving import replace_atomically
 
-__all__ = ["BetaSchedule", "LinearBetaWarmup", "CyclicalBetaSchedule"]
+__all__ = [
+    "BetaSchedule",
+    "LinearBetaWarmup",
+    "CyclicalBetaSchedule",
+    "NonFiniteLossError",
+    "StopOnNaN",
+    "BackupAndRestore",
+    "with_nan_guard",
+]
 
 PER = ("epoch", "step")
 
@@ -54,7 +75,7 @@ class BetaSchedule(keras.callbacks.Callback):
                 f"{type(self).__name__} needs a probae model with a KL weight (beta_variable). "
                 f"Received: a {type(self.model).__name__}"
             )
-        if getattr(self.model, "objective", "elbo") != "elbo":
+        if "beta" not in getattr(getattr(self.model, "objective", None), "annealable", ("beta",)):
             raise ValueError(
                 f"{type(self).__name__} anneals the ELBO's KL weight; the model's objective "
                 f"is {self.model.objective!r}, which has none."
@@ -144,3 +165,235 @@ class CyclicalBetaSchedule(BetaSchedule):
             "end": self.end,
             "per": self.per,
         }
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by ``StopOnNaN`` when a training step produces a NaN or infinite loss."""
+
+
+# ---------------------------------------------------------------------------- NaN guard
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite.
+
+    Unlike ``keras.callbacks.TerminateOnNaN`` it raises ``NonFiniteLossError`` at once (in
+    the same step) with a message naming the epoch and step, so training never goes on
+    silently and no later callback (``ModelCheckpoint``, ``BackupAndRestore``) gets to
+    overwrite the last good checkpoint with the broken weights.
+    ``ProbabilisticAutoencoder.fit`` puts one first in the callback list unless
+    ``stop_on_nan=False``.
+
+    It reads the ``loss`` Keras already reports (the running mean over the epoch, which
+    stays non-finite once one step was): one scalar read per call. When Keras runs several
+    steps per call (``steps_per_execution`` > 1) it is called once per group of steps, and
+    names the group's range of batches and optimizer steps.
+    """
+
+    supports_steps_per_execution = True
+
+    def __init__(self, monitor="loss"):
+        super().__init__()
+        self.monitor = monitor
+        self._epoch = 0
+        self._first_batch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._first_batch = batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            first = batch if self._first_batch is None else min(self._first_batch, batch)
+            steps = (self.params or {}).get("steps")
+            if steps:  # Keras numbers a last, partial group as if it were full
+                batch = min(batch, steps - 1)
+            step = None
+            optimizer = getattr(self.model, "optimizer", None)
+            if optimizer is not None:
+                step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+            if first == batch:
+                where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+                if step is not None:
+                    where += f" (optimizer step {step})"
+            else:
+                where = (
+                    f"epoch {self._epoch + 1}, one of batches {first + 1}-{batch + 1} (run "
+                    "together: steps_per_execution > 1)"
+                )
+                if step is not None:
+                    where += f", optimizer steps {step - (batch - first)}-{step}"
+            raise NonFiniteLossError(
+                f"Training stopped: the {self.monitor} became {value} at {where}. The "
+                "model's weights in memory are no longer usable; checkpoints written "
+                "before this step are intact. Common causes: a learning rate too high, "
+                "data on a very large scale (standardise it), or a likelihood that does "
+                "not fit the data's range."
+            )
+
+
+def with_nan_guard(callbacks):
+    """Returns ``callbacks`` (None, a callback or a list) with a ``StopOnNaN`` first."""
+    if callbacks is None:
+        callbacks = []
+    elif isinstance(callbacks, keras.callbacks.Callback):
+        callbacks = [callbacks]
+    elif isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    else:
+        callbacks = list(callbacks)
+    if any(isinstance(cb, StopOnNaN) for cb in callbacks):
+        return callbacks
+    return [StopOnNaN()] + callbacks
+
+
+# ---------------------------------------------------------------------------- resuming
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` that resumes mid-epoch exactly.
+
+    Keras' callback restores the weights of a mid-epoch backup but then restarts that
+    epoch from its first batch (training twice on the batches already seen), and it
+    writes the backup in place (a kill during the write corrupts it). This one:
+
+    - commits each backup atomically: the weights go to a new file, then a small JSON
+      file naming it and the position in training is renamed into place;
+    - on restart, skips the batches of the interrupted epoch that were already trained
+      on (they are drawn from the data but not trained on);
+    - keeps the model's sampling seed state and the optimizer's state in the backup (a
+      ``ProbabilisticAutoencoder`` saves both with its weights).
+
+    With ``set_seed`` and a data order that a fresh process reproduces, a run killed at
+    any step and restarted with the same command ends with the same weights as an
+    uninterrupted run. That holds for arrays with ``shuffle=False``, and also with
+    ``shuffle=True``: once a global seed is set, Keras' array adapter draws the same
+    permutation for every epoch's iterator. A ``tf.data`` pipeline that reshuffles on
+    each iteration (``reshuffle_each_iteration=True``) restarts its sequence in the new
+    process: the resumed epochs see other orders, so training goes on correctly but not
+    bit for bit.
+
+    Args:
+        backup_dir: a directory used only by this callback.
+        save_freq: "epoch" or a number of batches between backups.
+        delete_checkpoint: remove the backup when training completes.
+    """
+
+    @property
+    def supports_steps_per_execution(self):
+        # Mid-epoch backups are counted (and skipped on resume) batch by batch.
+        return self.save_freq == "epoch"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch":
+            save_freq = check_positive_int(save_freq, "save_freq")
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self._state_path = os.path.join(os.fspath(backup_dir), "probae_state.json")
+        self._skip = 0
+        self._skipping = False
+        self._real_train_function = None
+        self._logs = None
+        self._counter = 0
+
+    def _read_state(self):
+        if not os.path.exists(self._state_path):
+            return None
+        with open(self._state_path) as f:
+            return json.load(f)
+
+    def on_train_begin(self, logs=None):
+        if not self.model.built:
+            raise ValueError(
+                "The model must be built before fit() to use BackupAndRestore: pass "
+                "input_shape=... or call model.build((None, *shape))."
+            )
+        if self.save_freq != "epoch" and getattr(self.model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                "BackupAndRestore with save_freq in batches needs steps_per_execution=1 in "
+                "compile(). Received: steps_per_execution="
+                f"{self.model.steps_per_execution}. Use save_freq='epoch' instead."
+            )
+        state = self._read_state()
+        if state is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        self.model._initial_epoch = state["epoch"]
+        self._current_epoch = state["epoch"]
+        self._skip = state["batches_done"]
+        self._counter = state["counter"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+        self._batches_done = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._skip and batch < self._skip:
+            if not self._skipping:
+                self._real_train_function = self.model.train_function
+                self.model.train_function = self._skip_one
+                self._skipping = True
+        elif self._skipping:
+            self.model.train_function = self._real_train_function
+            self._skipping = False
+            self._skip = 0
+
+    def _skip_one(self, iterator):
+        next(iterator)
+        return self._logs if self._logs is not None else {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches_done = batch + 1
+        if self._skipping:
+            return
+        if self.save_freq != "epoch":
+            self._batches_seen_since_last_saving += 1
+            if self._batches_seen_since_last_saving >= self.save_freq:
+                self._batches_seen_since_last_saving = 0
+                self._save_model()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._skipping:  # an epoch that was entirely done before the interruption
+            self.model.train_function = self._real_train_function
+            self._skipping = False
+            self._skip = 0
+        self._current_epoch = epoch + 1
+        self._batches_done = 0
+        if self.save_freq == "epoch":
+            self._save_model()
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        previous = self._read_state()
+        self._counter += 1
+        weights = f"backup-{self._counter}.weights.h5"
+        weights_path = os.path.join(self.backup_dir, weights)
+        self.model.save_weights(weights_path, overwrite=True)
+        with open(weights_path, "rb") as f:  # on disk before the state names it
+            os.fsync(f.fileno())
+        state = {
+            "weights": weights,
+            "epoch": self._current_epoch,
+            "batches_done": self._batches_done,
+            "counter": self._counter,
+        }
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                json.dump(state, f)
+
+        replace_atomically(write, self._state_path)  # the commit point
+        if previous is not None and previous["weights"] != weights:
+            old = os.path.join(self.backup_dir, previous["weights"])
+            if os.path.exists(old):
+                os.remove(old)
+
+    def on_train_end(self, logs=None):
+        if self._skipping:
+            self.model.train_function = self._real_train_function
+            self._skipping = False
+        super().on_train_end(logs)

@@ -240,19 +240,18 @@ def _default_likelihood(x):
 
 
 def _evaluate(model, x, num_samples, verbose):
-    terms = model.elbo(x, return_terms=True, seed=0)
-    ll = model.log_likelihood(x, num_samples=num_samples, seed=0, verbose=verbose)
-    dims = int(np.prod(model.event_shape))
-    mean_ll = float(np.mean(ll))
-    return {
-        "examples": int(len(x)),
-        "log_likelihood": mean_ll,
-        "bits_per_dim": -mean_ll / (dims * math.log(2.0)),
-        "num_samples": int(num_samples),
-        "elbo": float(np.mean(terms["elbo"])),
-        "reconstruction": float(np.mean(terms["reconstruction"])),
-        "kl": float(np.mean(terms["kl"])),
-    }
+    """Test metrics: ``probae.evaluate_likelihood`` for a model with a density, the
+    reconstruction term (``model.evaluate``) for a point-mass encoder, which has no
+    bound on log p(x)."""
+    from probae import evaluate_likelihood
+
+    if not model.has_density:
+        logs = model.evaluate(x, verbose=0, return_dict=True)
+        return {"examples": int(len(x)), "reconstruction": float(logs["reconstruction"])}
+    result = evaluate_likelihood(model, x, num_samples=num_samples, seed=0, verbose=verbose)
+    metrics = {key: result[key] for key in ("log_likelihood", "stderr", "bits_per_dim", "elbo",
+                                            "reconstruction", "kl", "num_samples")}
+    return {"examples": int(len(x)), **metrics}
 
 
 def _save_plots(model, x_test, y_test, history, out):
@@ -267,8 +266,10 @@ def _save_plots(model, x_test, y_test, history, out):
         plotting.plot_reconstructions(
             x_test[:n], model.reconstruct(x_test[:n]), path=os.path.join(out, "reconstructions.png")
         )
-        plotting.plot_samples(model, n=32, ncols=8, path=os.path.join(out, "samples.png"))
-        files += ["reconstructions.png", "samples.png"]
+        files.append("reconstructions.png")
+        if model.prior is not None:  # a point-mass encoder has no prior to sample from
+            plotting.plot_samples(model, n=32, ncols=8, path=os.path.join(out, "samples.png"))
+            files.append("samples.png")
         if model.latent_dim == 2:
             plotting.plot_manifold(model, path=os.path.join(out, "manifold.png"))
             files.append("manifold.png")
@@ -335,6 +336,9 @@ def _train(args):
 
 
 def _print_metrics(m):
+    if "log_likelihood" not in m:
+        print(f"  reconstruction {m['reconstruction']:10.3f} nats (log p(x|z) at the code)")
+        return
     print(f"  log p(x)       {m['log_likelihood']:10.3f} nats  (k={m['num_samples']})")
     print(f"  bits/dim       {m['bits_per_dim']:10.4f}")
     print(f"  ELBO           {m['elbo']:10.3f} nats")

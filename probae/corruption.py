@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from probae._serializable import ConfigObject, deserialize_as
 from probae._validation import check_non_negative_float
+from probae.seeds import batch_seed, seed_tensor
 
 __all__ = [
     "Corruption",
@@ -37,8 +38,8 @@ def check_rate(value, name="rate"):
 def _seed(seed, salt):
     """A stateless seed for the corruption, independent of the model's other draws."""
     if seed is None:
-        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), salt)
+        seed = seed_tensor(None)
+    return batch_seed(seed, salt)
 
 
 class Corruption(ConfigObject):

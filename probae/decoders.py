@@ -1,11 +1,18 @@
 """Decoders: Keras layers mapping z (and an optional condition) to a distribution p(x|z).
 
+Images and vectors: ``BernoulliDecoder``, ``ContinuousBernoulliDecoder``,
+``GaussianDecoder``, ``LaplaceDecoder``. Tables: ``StudentTDecoder`` (heavy-tailed
+continuous columns) and ``MixedDecoder`` (one likelihood per column: Gaussian,
+Student-t, Bernoulli or categorical; ``likelihood.distribution.log_prob`` gives the
+per-column terms used by anomaly scores).
+
 Every decoder returns ``tfd.Independent(..., reinterpreted_batch_ndims=len(event_shape))``
 so that ``log_prob(x)`` is one number per example, for vectors and H x W x C images alike,
 and its output shape equals the data's shape exactly.
 """
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -15,6 +22,7 @@ import tensorflow_probability as tfp
 from probae import networks
 from probae._base import NetworkLayer
 from probae._validation import check_positive_float, check_shape
+from probae.distributions import Columnwise, LogitBernoulli
 
 tfd = tfp.distributions
 
@@ -24,6 +32,10 @@ __all__ = [
     "ContinuousBernoulliDecoder",
     "GaussianDecoder",
     "LaplaceDecoder",
+    "StudentTDecoder",
+    "MixedDecoder",
+    "LocationScaleDecoder",
+    "COLUMN_TYPES",
 ]
 
 class Decoder(NetworkLayer):
@@ -147,21 +159,6 @@ def _check_unit_interval(x, name, what):
         )
 
 
-class _LogitBernoulli(tfd.Bernoulli):
-    """``tfd.Bernoulli`` whose ``log_prob`` is x * logits - softplus(logits).
-
-    The same value as TFP's formula, multiply_no_nan(-softplus(l), 1 - x) +
-    multiply_no_nan(-softplus(-l), x), for finite logits, with one softplus instead of two
-    and no multiply_no_nan: the likelihood term of a training step and of importance
-    sampling costs about half as much (measured in benchmarks/throughput.py). Infinite
-    logits (which a Dense head never produces) would give NaN here.
-    """
-
-    def _log_prob(self, event):
-        logits = tf.convert_to_tensor(self._logits)
-        return tf.cast(event, logits.dtype) * logits - tf.math.softplus(logits)
-
-
 @keras.saving.register_keras_serializable(package="probae")
 class BernoulliDecoder(Decoder):
     """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i(z))), parameterised by logits.
@@ -173,7 +170,7 @@ class BernoulliDecoder(Decoder):
     """
 
     def distribution(self, params):
-        return _LogitBernoulli(logits=params[..., 0], dtype=tf.float32)
+        return LogitBernoulli(logits=params[..., 0], dtype=tf.float32)
 
     def check_support(self, x, name="x"):
         _check_unit_interval(x, name, "Bernoulli")
@@ -199,8 +196,8 @@ class ContinuousBernoulliDecoder(Decoder):
 SCALE_OPTIONS = ("shared", "per_feature", "per_example")
 
 
-class _LocationScaleDecoder(Decoder):
-    """A location-scale family whose scale is fixed, learned or predicted.
+class LocationScaleDecoder(Decoder):
+    """Base class: a location-scale family whose scale is fixed, learned or predicted.
 
     Args:
         scale: a positive float (fixed scale; 1.0 with a Gaussian gives half the squared
@@ -262,22 +259,171 @@ class _LocationScaleDecoder(Decoder):
 
 
 @keras.saving.register_keras_serializable(package="probae")
-class GaussianDecoder(_LocationScaleDecoder):
+class GaussianDecoder(LocationScaleDecoder):
     __doc__ = (
         "p(x|z) = prod_i N(x_i; mu_i(z), sigma_i^2).\n\n"
         "With ``scale=1.0`` the negative log-likelihood is half the squared error plus\n"
         "d/2 log(2 pi): the mean-squared-error autoencoder is this decoder with a fixed\n"
         "scale. A learned scale makes the likelihood a real density of the data.\n"
-        + _LocationScaleDecoder.__doc__.split("\n", 2)[2]
+        + LocationScaleDecoder.__doc__.split("\n", 2)[2]
     )
     family = tfd.Normal
 
 
 @keras.saving.register_keras_serializable(package="probae")
-class LaplaceDecoder(_LocationScaleDecoder):
+class LaplaceDecoder(LocationScaleDecoder):
     __doc__ = (
         "p(x|z) = prod_i Laplace(x_i; mu_i(z), b_i): an L1 reconstruction likelihood,\n"
         "robust to outliers.\n"
-        + _LocationScaleDecoder.__doc__.split("\n", 2)[2]
+        + LocationScaleDecoder.__doc__.split("\n", 2)[2]
     )
     family = tfd.Laplace
+
+
+CONTINUOUS_TYPES = ("gaussian", "student_t")
+COLUMN_TYPES = CONTINUOUS_TYPES + ("bernoulli", "categorical K (an int >= 2)")
+
+
+def _check_df(df):
+    return check_positive_float(df, "df")
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class StudentTDecoder(LocationScaleDecoder):
+    """p(x|z) = prod_i StudentT(x_i; df, mu_i(z), sigma_i): heavy-tailed continuous data.
+
+    With few degrees of freedom a single wild value costs only log-many nats, so a few
+    contaminating outliers in the training data pull the fit less than under a Gaussian.
+    As df grows it tends to ``GaussianDecoder``.
+
+    Args:
+        event_shape: shape of one example.
+        network: the decoder's network (None: the default).
+        df: degrees of freedom, a positive number (default 5).
+        scale: a positive float, "shared", "per_feature" (default) or "per_example".
+        min_scale: floor added to every learned or predicted scale.
+        **kwargs: see ``Decoder``.
+    """
+
+    def __init__(self, event_shape=None, network=None, df=5.0, **kwargs):
+        self.df = _check_df(df)
+        super().__init__(event_shape=event_shape, network=network, **kwargs)
+
+    def distribution(self, params):
+        return tfd.StudentT(df=self.df, loc=params[..., 0], scale=self._scale(params))
+
+    def get_config(self):
+        config = super().get_config()
+        config["df"] = self.df
+        return config
+
+
+def _check_column_types(column_types):
+    if isinstance(column_types, str) or not hasattr(column_types, "__len__") or not len(column_types):
+        raise ValueError(
+            "column_types must be a non-empty list with one entry per column: 'gaussian', "
+            "'student_t', 'bernoulli' or an int K >= 2 (a categorical column holding codes "
+            f"0..K-1). Received: column_types={column_types!r}"
+        )
+    out = []
+    for j, t in enumerate(column_types):
+        if isinstance(t, numbers.Integral) and not isinstance(t, bool):
+            if t < 2:
+                raise ValueError(
+                    f"column_types[{j}] must be 'gaussian', 'student_t', 'bernoulli' or an "
+                    f"int K >= 2 (categorical). Received: {t!r}"
+                )
+            out.append(int(t))
+        elif t in CONTINUOUS_TYPES + ("bernoulli",):
+            out.append(str(t))
+        else:
+            raise ValueError(
+                f"column_types[{j}] must be 'gaussian', 'student_t', 'bernoulli' or an int "
+                f"K >= 2 (categorical). Received: {t!r}"
+            )
+    return out
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class MixedDecoder(Decoder):
+    """One likelihood per column: p(x|z) = prod_j p_j(x_j | z), for mixed tabular data.
+
+    Column types: "gaussian" and "student_t" (location from the network, a learned
+    per-column scale, ``df`` degrees of freedom), "bernoulli" (x_j in {0, 1}, a logit
+    from the network) and an int K >= 2 (a categorical column holding integer codes
+    0..K-1, K logits from the network). ``log_prob`` is one number per example (the sum
+    over columns); ``likelihood.distribution.log_prob(x)`` the per-column terms. The mean
+    of a categorical column is reported as its most probable code.
+
+    Args:
+        column_types: a list with one type per column (its length is the number of
+            features).
+        network: the decoder's network (None: the default MLP).
+        df: degrees of freedom of the Student-t columns.
+        min_scale: floor on the continuous columns' scales.
+        **kwargs: see ``Decoder``.
+    """
+
+    def __init__(self, column_types, network=None, df=5.0, min_scale=1e-3, event_shape=None, **kwargs):
+        self.column_types = _check_column_types(column_types)
+        d = len(self.column_types)
+        if event_shape is not None and tuple(event_shape) != (d,):
+            raise ValueError(
+                f"event_shape must be ({d},), one entry per column type. "
+                f"Received: event_shape={event_shape!r}"
+            )
+        self.df = _check_df(df)
+        self.min_scale = check_positive_float(min_scale, "min_scale")
+        super().__init__(event_shape=(d,), network=network, **kwargs)
+        groups = {}
+        for j, t in enumerate(self.column_types):
+            groups.setdefault(t, []).append(j)
+        self._groups = list(groups.items())
+
+    @property
+    def num_params(self):
+        return max([1] + [t for t in self.column_types if isinstance(t, int)])
+
+    def _build_extra(self):
+        self.raw_scale = self.add_weight(
+            name="raw_scale",
+            shape=(len(self.column_types),),
+            initializer=keras.initializers.Constant(math.log(math.expm1(1.0 - self.min_scale))),
+            dtype="float32",
+        )
+
+    def distribution(self, params):
+        scale = tf.nn.softplus(tf.convert_to_tensor(self.raw_scale)) + self.min_scale
+        components, columns = [], []
+        for t, cols in self._groups:
+            p = tf.gather(params, cols, axis=-2)  # [batch, n_cols, num_params]
+            if t == "gaussian":
+                comp = tfd.Normal(p[..., 0], tf.gather(scale, cols))
+            elif t == "student_t":
+                comp = tfd.StudentT(self.df, p[..., 0], tf.gather(scale, cols))
+            elif t == "bernoulli":
+                comp = tfd.Bernoulli(logits=p[..., 0], dtype=tf.float32)
+            else:
+                comp = tfd.Categorical(logits=p[..., :t])
+            components.append(comp)
+            columns.append(cols)
+        return Columnwise(components, columns, len(self.column_types))
+
+    def check_support(self, x, name="x"):
+        for j, t in enumerate(self.column_types):
+            if t in CONTINUOUS_TYPES:
+                continue
+            col = x[..., j]
+            k = 2 if t == "bernoulli" else t
+            if np.any(col < 0) or np.any(col > k - 1) or np.any(col != np.round(col)):
+                what = "0 or 1 (bernoulli)" if t == "bernoulli" else f"an integer code in 0..{k - 1}"
+                raise ValueError(
+                    f"{name}[:, {j}] must hold {what}. Received: values in "
+                    f"[{float(np.min(col)):g}, {float(np.max(col)):g}]"
+                )
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("event_shape", None)
+        config.update(column_types=list(self.column_types), df=self.df, min_scale=self.min_scale)
+        return config

@@ -19,10 +19,9 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from probae.anomaly import METHODS, anomaly_scores, default_method
-from probae.decoders import GaussianDecoder
+from probae.decoders import GaussianDecoder, MixedDecoder, StudentTDecoder
 from probae.model import ProbabilisticAutoencoder
 from probae.presets import VAE
-from probae.tabular import MixedDecoder, StudentTDecoder
 
 __all__ = ["AnomalyDetector"]
 
@@ -90,8 +89,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     range (0.1 for pixels in [0, 1]): on one-class MNIST it scores far better than a
     Bernoulli decoder on grey levels (whose per-pixel cost depends on how much ink an
     image has) or a learned per-pixel scale. For small grey-scale images such as MNIST,
-    ``architecture="mlp"`` (flattened pixels, about 10,000 training steps) measured better
-    still than the CNN (mean AUROC 0.97; benchmarks/mnist_one_class.py, BENCHMARKS.md).
+    ``architecture="mlp"`` (flattened pixels, about 10,000 training steps) can do better
+    still than the CNN: BENCHMARKS.md ("One-class MNIST") has both, measured with
+    benchmarks/mnist_one_class.py.
 
     Args:
         model: None (choose from the data), a ``ProbabilisticAutoencoder`` whose

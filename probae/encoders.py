@@ -16,7 +16,11 @@ __all__ = ["Encoder", "GaussianEncoder", "DeterministicEncoder"]
 class Encoder(NetworkLayer):
     """Base class: a network, then a float32 head giving the posterior's parameters.
 
-    Subclasses set ``params_per_dim`` and implement ``distribution(params)``.
+    Subclasses set ``params_per_dim`` and implement ``distribution(params)``, which
+    returns q(z|x) honouring the posterior contract (``probae.posteriors``). An encoder
+    whose q(z|x) is a point mass sets ``point_mass = True``: the model then gives it no
+    prior unless the user passes one. ``code_shape`` is the shape of one code (a tuple,
+    or a dict of named shapes for a structured code).
 
     Args:
         latent_dim: size of the code z.
@@ -26,11 +30,17 @@ class Encoder(NetworkLayer):
     """
 
     params_per_dim = 1
+    point_mass = False
 
     def __init__(self, latent_dim, network=None, **kwargs):
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         super().__init__(network=network, **kwargs)
         self.event_shape = None
+
+    @property
+    def code_shape(self):
+        """The shape of one code z: ``(latent_dim,)``."""
+        return (self.latent_dim,)
 
     def build(self, input_shape):
         self.event_shape = tuple(int(d) for d in input_shape[1:])
@@ -120,6 +130,8 @@ class DeterministicEncoder(Encoder):
             sparse autoencoder), or None for a linear code.
         **kwargs: see ``Encoder``.
     """
+
+    point_mass = True
 
     def __init__(self, latent_dim, network=None, code_activation=None, **kwargs):
         self.code_activation = code_activation

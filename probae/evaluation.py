@@ -4,11 +4,11 @@
 k-sample IWAE bound, Burda et al. 2016) averaged over a data set, with its standard error
 over examples and its Monte Carlo standard error, bits per dimension, the ELBO and its
 two parts from the same samples, the number of active latent units, and every
-per-example value. It calls the model's own chunked estimator
-(``ProbabilisticAutoencoder.log_likelihood(..., return_terms=True)``), so memory stays
-bounded for any k and the maths is the one used everywhere else in probae. Arrays are
-evaluated in one call; a ``tf.data.Dataset`` is streamed batch by batch, for data that
-does not fit in memory.
+per-example value. It calls the chunked estimator every evaluation in probae uses
+(``probae.estimators.estimate``), so memory stays bounded for any k. Arrays and a
+``tf.data.Dataset`` (streamed batch by batch, for data that does not fit in memory) go
+through the same code: with the same seed, an array and a dataset batched alike give
+identical estimates.
 """
 
 import math
@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from probae import estimators, inputs, posteriors
 from probae._validation import check_positive_int, check_seed
 from probae.model import ProbabilisticAutoencoder
 
@@ -24,9 +25,6 @@ __all__ = ["evaluate_likelihood", "ACTIVE_UNIT_THRESHOLD"]
 
 # Burda et al. 2016, section 5.2: a unit is active when Cov_x(E_q[z_j]) > 0.01.
 ACTIVE_UNIT_THRESHOLD = 0.01
-
-_TERMS = ("log_likelihood", "elbo", "reconstruction", "kl", "effective_sample_size", "mc_stderr")
-
 
 class _Moments:
     """Running mean and variance per latent unit over examples (Chan et al.'s merge)."""
@@ -67,27 +65,10 @@ def _check_threshold(value):
     return float(value)
 
 
-def _posterior_means(model, x, condition, batch_size):
-    """E_q[z|x] for every example, in batches: ``[n, latent_dim]``."""
-    means = []
-    for start in range(0, len(x), batch_size):
-        c = None if condition is None else condition[start : start + batch_size]
-        means.append(np.asarray(model.encode(x[start : start + batch_size], condition=c).mean()))
-    return np.concatenate(means)
-
-
-def _split_element(model, element):
-    """A dataset element -> (x, condition)."""
-    if isinstance(element, dict):
-        raise TypeError(
-            "x as a tf.data.Dataset must yield x, (x,) or (x, condition) batches, not dicts. "
-            f"Received: an element with keys {sorted(element)}"
-        )
-    if isinstance(element, (tuple, list)):
-        if model.condition_shape is not None and len(element) >= 2:
-            return element[0], element[1]
-        return element[0], None
-    return element, None
+def _code_matrix(code):
+    """A point estimate (a tensor or a dict of tensors) as one ``[n, units]`` array."""
+    leaves = tf.nest.flatten(code)
+    return np.concatenate([np.reshape(np.asarray(t), (len(np.asarray(t)), -1)) for t in leaves], axis=1)
 
 
 def evaluate_likelihood(
@@ -116,12 +97,12 @@ def evaluate_likelihood(
             batches ``x``, ``(x,)`` or ``(x, condition)``, streamed batch by batch.
         condition: for conditional models with array ``x``: ``[n, *condition_shape]``.
         num_samples: k, importance samples per example (5000 is the benchmark standard).
-        batch_size: examples per chunk for arrays (default: the model's choice, 100).
-            With a Dataset the dataset's own batches are used.
+        batch_size: examples per chunk for arrays (default 100). With a Dataset the
+            dataset's own batches are used.
         seed: int seed (default 0). The same seed, batch size and data give identical
-            results; None draws a fresh one.
-        verbose: 1 prints progress (a progress bar for arrays, a line per batch for a
-            Dataset).
+            results (batch i draws with ``probae.seeds.batch_seed``); None draws a fresh
+            one.
+        verbose: 1 shows a progress bar.
         active_threshold: a latent unit is active when the variance over examples of
             E_q[z_j|x] exceeds it (0.01, Burda et al. 2016).
 
@@ -142,7 +123,8 @@ def evaluate_likelihood(
             dicts.
         ValueError: num_samples or batch_size not a positive integer, x of the wrong
             shape, empty, or holding NaN or inf, values outside the likelihood's
-            support, a condition missing or given to an unconditional model.
+            support, a condition missing or given to an unconditional model, a model
+            without a density (a point-mass encoder).
 
     References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders
     (the estimator, k = 5000, and active units); Wu et al. 2017 on evaluating decoder
@@ -152,46 +134,32 @@ def evaluate_likelihood(
     k = check_positive_int(num_samples, "num_samples")
     batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
     seed = check_seed(seed)
-    verbose = int(verbose)
     threshold = _check_threshold(active_threshold)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31 - 1))
+    batch_size = 100 if batch_size is None else batch_size
+    if model.built and not isinstance(x, tf.data.Dataset):
+        batch_size = estimators.plan(np.prod(model.event_shape), k, batch_size)[0]
+    batches, total = inputs.batches(model, x, condition, batch_size)
     moments = _Moments()
-    if isinstance(x, tf.data.Dataset):
-        if condition is not None:
-            raise ValueError(
-                "condition must be None when x is a tf.data.Dataset: yield (x, condition) "
-                "batches instead."
-            )
-        parts, n_seen, total = [], 0, 0.0
-        for i, element in enumerate(x):
-            xb, cb = _split_element(model, element)
-            # A different (deterministic) seed per batch keeps batches independent.
-            terms = model.log_likelihood(
-                xb, condition=cb, num_samples=k, seed=(seed * 1_000_003 + i) % (2**31 - 1),
-                batch_size=len(xb), return_terms=True,
-            )
-            moments.update(_posterior_means(model, np.asarray(xb), None if cb is None else np.asarray(cb), len(xb)))
-            parts.append(terms)
-            n_seen += len(xb)
-            total += float(np.sum(terms["log_likelihood"]))
-            if verbose:
-                print(
-                    f"evaluate_likelihood: batch {i + 1}, {n_seen} examples, running mean log p(x) "
-                    f"{total / n_seen:.3f}",
-                    flush=True,
+
+    def with_moments(stream):
+        # The active-unit statistics come from the same batches, in the same pass.
+        for xb, cb in stream:
+            if not model.has_density:
+                raise ValueError(
+                    "evaluate_likelihood needs a model whose q(z|x) has a density and a "
+                    "prior p(z); this model's encoder is a point mass, for which log p(x) "
+                    "has no importance-sampling estimate. Use model.evaluate for its "
+                    "reconstruction term."
                 )
-        if not parts:
-            raise ValueError("x must yield at least one example. Received: an empty tf.data.Dataset")
-        per_example = {key: np.concatenate([p[key] for p in parts]) for key in _TERMS}
-    else:
-        per_example = model.log_likelihood(
-            x, condition=condition, num_samples=k, seed=seed, batch_size=batch_size,
-            verbose=verbose, return_terms=True,
-        )
-        x = model._prepare_x(x)  # validated above; cheap, gives the array for the encoder
-        c = model._prepare_condition(condition, len(x))
-        moments.update(_posterior_means(model, x, c, batch_size or 1000))
+            posterior = model.posterior(xb, condition=cb)
+            moments.update(_code_matrix(posteriors.point_estimate(posterior)))
+            yield xb, cb
+
+    per_example = estimators.estimate(
+        model, with_moments(batches), k, seed=seed, total=total, verbose=int(verbose)
+    )
     return _summarise(model, per_example, moments, k, threshold)
 
 

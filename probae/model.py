@@ -1,20 +1,20 @@
 """The one model class: ``ProbabilisticAutoencoder``.
 
-An encoder maps x to q(z|x), a decoder maps z to p(x|z), a prior gives p(z), and the
-objective (the ELBO or the importance-weighted bound) is computed from ``log_prob`` and
-KL terms by the pure functions of ``probae.objectives``. Every named variant (autoencoder,
-VAE, beta-VAE, IWAE, ...) is a configuration of this class; see ``probae.presets``.
+An encoder maps x to q(z|x), a decoder maps z to p(x|z), a prior gives p(z), and an
+objective (``probae.objectives``: the ELBO, the importance-weighted bound, ...) turns
+them into per-example terms. Every named variant (autoencoder, VAE, beta-VAE, IWAE, ...)
+is a configuration of this class; see ``probae.presets``. This module holds the model's
+Keras steps and its user methods; the maths lives in ``objectives`` and ``estimators``,
+input checks in ``inputs``, the step-grouping policy in ``execution`` and file handling
+in ``saving``.
 """
-
-import inspect
-import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from probae import objectives, reliability
-from probae.corruption import get_corruption
+from probae import callbacks as callbacks_lib
+from probae import estimators, execution, inputs, objectives, posteriors, saving
 from probae._validation import (
     as_float_array,
     check_non_negative_float,
@@ -22,69 +22,64 @@ from probae._validation import (
     check_seed,
     check_shape,
 )
+from probae.corruption import get_corruption
 from probae.decoders import Decoder
 from probae.encoders import Encoder
 from probae.penalties import get_penalty
 from probae.priors import Prior, StandardNormalPrior
+from probae.seeds import batch_seed, seed_tensor, split_seed
 
 __all__ = ["ProbabilisticAutoencoder"]
 
-OBJECTIVES = ("elbo", "iwae")
-METRIC_NAMES = ("loss", "elbo", "reconstruction", "kl")
-
-# Upper bound on the elements of one decoder output (rows * features) in the chunked
-# estimators: about 4 MB of float32 per tensor, whatever k and the batch size are. Tensors
-# that stay in cache make the k = 5000 evaluation about twice as fast on CPU as 32 MB ones
-# (measured on the 784-200-200-50 MNIST network, benchmarks/nll_binarized_mnist.py).
-_MAX_ELEMENTS = 2**20
-
-# Batches per call of the compiled training step under compile(steps_per_execution="auto").
-AUTO_STEPS_PER_EXECUTION = 10
+_PARTS = ("encoder", "decoder", "prior")
 
 
-def _to_seed_tensor(seed):
-    """An int (or None) -> a stateless shape-[2] int32 seed tensor."""
-    if seed is None:
-        return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-    return tf.constant([seed % (2**31 - 1), 0], dtype=tf.int32)
+def _map_code(fn, code_shape):
+    """Applies fn to each shape of a code: one shape, or a dict of named shapes."""
+    if isinstance(code_shape, dict):
+        return {name: fn(shape) for name, shape in code_shape.items()}
+    return fn(code_shape)
 
 
 @keras.saving.register_keras_serializable(package="probae")
 class ProbabilisticAutoencoder(keras.Model):
     """An autoencoder whose encoder and decoder output distributions.
 
-    Training maximises ``objective`` averaged over examples: the ELBO
+    Training maximises the ``objective`` averaged over examples, by default the ELBO
 
         ELBO(x) = E_q(z|x)[log p(x|z)] - beta * KL(q(z|x) || p(z))
 
-    (k = ``num_samples`` reparameterised samples; analytic KL where TFP registers one,
-    Monte Carlo otherwise), or with ``objective="iwae"`` the importance-weighted bound
-    log (1/k) sum_k p(x, z_k) / q(z_k|x). A point-mass encoder with ``beta=0`` is the
-    classic deterministic autoencoder: its loss is minus the reconstruction
-    log-likelihood (binary cross-entropy for a Bernoulli decoder, half the squared error
-    plus a constant for a unit-scale Gaussian one).
+    (``probae.ELBO``; ``probae.IWAE`` for the importance-weighted bound,
+    ``probae.RenyiBound`` for the Renyi bound). ``fit`` and ``evaluate`` report ``loss``
+    (minus the objective, plus any layer regularisation) and the terms the objective
+    names (for the ELBO ``elbo``, the true bound with beta = 1, ``reconstruction``
+    E_q log p(x|z) and ``kl``), all in nats per example, plus a code penalty's term.
 
-    ``fit`` and ``evaluate`` report ``loss`` (minus the objective, plus any layer
-    regularisation), ``elbo`` (the true bound, beta = 1), ``reconstruction``
-    (E_q log p(x|z)) and ``kl``, all in nats per example.
+    A point-mass encoder (``probae.DeterministicEncoder``) has no prior unless one is
+    given: its objective is the reconstruction log-likelihood (binary cross-entropy for a
+    Bernoulli decoder, half the squared error plus a constant for a unit-scale Gaussian
+    one), and it logs ``loss`` and ``reconstruction`` only.
+
+    The code z may be one tensor ``[batch, latent_dim]`` or a dict of named tensors (a
+    hierarchy of latents, see docs/design.md): the encoder's distribution decides, and
+    the model passes its samples to the decoder and the prior as they are.
 
     Args:
         encoder: a ``probae`` encoder (x -> q(z|x)).
         decoder: a ``probae`` decoder (z -> p(x|z)).
-        prior: a ``probae`` prior; None for the standard normal N(0, I).
-        beta: weight of the KL term (kept in a non-trainable variable so callbacks can
-            anneal it).
-        num_samples: k, posterior samples per example in training.
-        objective: "elbo" or "iwae".
-        free_bits: None or a minimum KL per latent dimension in nats (objective only;
-            objective="elbo" with a diagonal Gaussian encoder and prior).
+        prior: a ``probae`` prior; None gives N(0, I), or no prior for a point-mass
+            encoder.
+        beta, num_samples, free_bits, gradient_estimator: shorthand options of a string
+            ``objective`` (see ``probae.objectives.get``); None leaves the objective's
+            default. An objective object carries its own options.
+        objective: a ``probae`` objective (``probae.ELBO(beta=4.0)``,
+            ``probae.IWAE(num_samples=5)``, ...) or the shorthand "elbo", "iwae",
+            "renyi".
         penalty: None or a code penalty (for example ``probae.SparsityPenalty``)
             subtracted from the objective; logged under its name (e.g. ``sparsity``).
         corruption: None, a rate in [0, 1) (masking noise) or a ``probae`` corruption
             (``GaussianNoise``, ``MaskingNoise``, ``SaltAndPepperNoise``) applied to the
             encoder's input in training only; the likelihood is of the clean input.
-        gradient_estimator: "iwae" (default) or "dreg" (doubly reparameterised encoder
-            gradients, objective="iwae" only; Tucker et al. 2019).
         condition_shape: shape of a condition given to encoder and decoder (conditional
             models), or None.
         input_shape: shape of one example; when given the model is built at once.
@@ -101,8 +96,8 @@ class ProbabilisticAutoencoder(keras.Model):
         encoder,
         decoder,
         prior=None,
-        beta=1.0,
-        num_samples=1,
+        beta=None,
+        num_samples=None,
         objective="elbo",
         free_bits=None,
         condition_shape=None,
@@ -110,7 +105,7 @@ class ProbabilisticAutoencoder(keras.Model):
         seed=None,
         penalty=None,
         corruption=None,
-        gradient_estimator="iwae",
+        gradient_estimator=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -129,38 +124,19 @@ class ProbabilisticAutoencoder(keras.Model):
                 "prior must be None or a probae prior (for example "
                 f"probae.MixtureOfGaussiansPrior). Received: prior={prior!r}"
             )
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}. Received: objective={objective!r}")
-        self.num_samples = check_positive_int(num_samples, "num_samples")
-        if objective == "iwae" and beta != 1.0:
-            raise ValueError(
-                "beta must be 1.0 with objective='iwae' (the importance-weighted bound has no "
-                f"KL weight). Received: beta={beta!r}"
-            )
-        self.objective = objective
+        if beta is not None:
+            beta = check_non_negative_float(beta, "beta")
+        if num_samples is not None:
+            num_samples = check_positive_int(num_samples, "num_samples")
+        self.objective = objectives.get(
+            objective, beta=beta, num_samples=num_samples, free_bits=free_bits,
+            gradient_estimator=gradient_estimator,
+        )
+        if prior is None and not encoder.point_mass:
+            prior = StandardNormalPrior()
+        self.objective.check(encoder, prior)
         self.penalty = get_penalty(penalty)
         self.corruption = get_corruption(corruption)
-        if gradient_estimator not in objectives.GRADIENT_ESTIMATORS:
-            raise ValueError(
-                f"gradient_estimator must be one of {objectives.GRADIENT_ESTIMATORS}. "
-                f"Received: gradient_estimator={gradient_estimator!r}"
-            )
-        if gradient_estimator == "dreg" and objective != "iwae":
-            raise ValueError(
-                "gradient_estimator='dreg' needs objective='iwae'. "
-                f"Received: objective={objective!r}"
-            )
-        if gradient_estimator == "dreg" and getattr(prior, "uses_encoder", False):
-            raise ValueError(
-                "gradient_estimator='dreg' assumes a prior that does not depend on the "
-                f"encoder's parameters. Received: prior={type(prior).__name__}"
-            )
-        self.gradient_estimator = gradient_estimator
-        if free_bits is not None and objective != "elbo":
-            raise ValueError(
-                f"free_bits applies to objective='elbo' only. Received: objective={objective!r}"
-            )
-        self.free_bits = None if free_bits is None else check_non_negative_float(free_bits, "free_bits")
         self.seed = check_seed(seed)
         self.condition_shape = None if condition_shape is None else check_shape(
             condition_shape, "condition_shape"
@@ -182,14 +158,21 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         self.encoder = encoder
         self.decoder = decoder
-        self.prior = prior if prior is not None else StandardNormalPrior()
+        self.prior = prior
+        # The KL weight lives in a variable (saved with the model) that schedules anneal.
+        initial_beta = (
+            self.objective.initial_value("beta") if "beta" in self.objective.annealable else 1.0
+        )
         self.beta_variable = keras.Variable(
-            check_non_negative_float(beta, "beta"), trainable=False, name="beta", dtype="float32"
+            initial_beta, trainable=False, name="beta", dtype="float32"
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
-        names = METRIC_NAMES + ((self.penalty.name,) if self.penalty is not None else ())
+        names = ("loss",) + tuple(self.objective.metric_names(prior is not None))
+        if self.penalty is not None:
+            names += (self.penalty.name,)
         self._trackers = [keras.metrics.Mean(name=n) for n in names]
-        object.__setattr__(self, "_compiled_fns", {})
+        object.__setattr__(self, "_traced", {})  # tf.functions, untracked by Keras
+        object.__setattr__(self, "_step_grouping", None)
         self.event_shape = None
         if input_shape is not None:
             self.build((None, *check_shape(input_shape, "input_shape")))
@@ -205,13 +188,14 @@ class ProbabilisticAutoencoder(keras.Model):
         self.event_shape = event_shape
         if not self.encoder.built:
             self.encoder.build((None, *event_shape))
-        latent_dim = self.encoder.latent_dim
+        code_input_shape = _map_code(lambda s: (None, *s), self.encoder.code_shape)
         self.decoder.set_event_shape(event_shape)
         if not self.decoder.built:
-            self.decoder.build((None, latent_dim))
-        self.prior.set_data_shape(event_shape)
-        if not self.prior.built:
-            self.prior.build((None, latent_dim))
+            self.decoder.build(code_input_shape)
+        if self.prior is not None:
+            self.prior.set_data_shape(event_shape)
+            if not self.prior.built:
+                self.prior.build(code_input_shape)
         self.built = True
 
     def get_build_config(self):
@@ -221,7 +205,28 @@ class ProbabilisticAutoencoder(keras.Model):
 
     @property
     def latent_dim(self):
-        return self.encoder.latent_dim
+        """The size of a flat code (None for a structured one)."""
+        return getattr(self.encoder, "latent_dim", None)
+
+    @property
+    def code_shape(self):
+        """The shape of one code: a tuple, or a dict of named shapes."""
+        return self.encoder.code_shape
+
+    @property
+    def num_samples(self):
+        """Posterior samples per example in training (the objective's)."""
+        return self.objective.num_samples
+
+    @property
+    def gradient_estimator(self):
+        """The objective's gradient estimator ("iwae", "dreg"), or None."""
+        return getattr(self.objective, "gradient_estimator", None)
+
+    @property
+    def free_bits(self):
+        """The objective's free-bits floor, or None."""
+        return getattr(self.objective, "free_bits", None)
 
     @property
     def beta(self):
@@ -236,68 +241,102 @@ class ProbabilisticAutoencoder(keras.Model):
     def metrics(self):
         return list(self._trackers)
 
-    # ------------------------------------------------------------------ the maths
-    def _decode_fn(self, condition, num_samples, training=False):
-        """A callable z [k * batch, d] -> p(x|z) with the condition repeated k times."""
+    # ------------------------------------------------------------------ public accessors
+    def posterior(self, x, condition=None, training=False):
+        """q(z|x) for a batch of tensors (no validation; see ``encode`` for arrays)."""
+        return self.encoder(x, condition=condition, training=training)
+
+    def decoder_fn(self, condition=None, num_samples=1, training=False):
+        """A callable z -> p(x|z) for codes with k samples folded into the batch.
+
+        The condition of a conditional model is repeated k times (sample-major), to match
+        codes ``[k * batch, ...]`` (``probae.estimators.merge_sample_axis``).
+        """
         if condition is not None:
-            condition = objectives.tile_samples(condition, num_samples)
+            condition = estimators.tile_samples(condition, num_samples)
         return lambda z: self.decoder(z, condition=condition, training=training)
 
-    def _encoder_input(self, x, seed, training):
-        """The encoder's input: x, corrupted in training when the model has a corruption."""
-        if training and self.corruption is not None:
-            return self.corruption(x, seed)
-        return x
+    def prior_distribution(self):
+        """p(z) as a distribution, or None for a model without a prior."""
+        return None if self.prior is None else self.prior.distribution(self.encoder)
 
+    def traced(self, key, python_fn):
+        """A ``tf.function`` of ``python_fn``, traced once per ``key`` for this model."""
+        if key not in self._traced:
+            self._traced[key] = tf.function(python_fn, reduce_retracing=True)
+        return self._traced[key]
+
+    def check_inputs(self, x, condition=None, name="x"):
+        """Validates arrays for this model: returns ``(x, condition)`` as float32 arrays.
+
+        Raises:
+            ValueError, TypeError: see ``probae.inputs.check_x``.
+        """
+        x = inputs.check_x(self, x, name)
+        return x, inputs.check_condition(self, condition, len(x))
+
+    @property
+    def has_density(self):
+        """Whether q(z|x) has a density and a prior exists, so that bounds on log p(x)
+        (``elbo``, ``log_likelihood``) are defined. False for a point-mass encoder."""
+        self._require_built()
+        if self.prior is None:
+            return False
+        x = tf.zeros((1, *self.event_shape))
+        c = None if self.condition_shape is None else tf.zeros((1, *self.condition_shape))
+        return not posteriors.is_point_mass(self.posterior(x, condition=c))
+
+    def _require_density(self, what):
+        if not self.has_density:
+            raise ValueError(
+                f"{what} needs a model whose q(z|x) has a density and a prior p(z). This "
+                "model's encoder is a point mass"
+                + (" without a prior" if self.prior is None else "")
+                + ": its log p(x, z) at one code is not a bound on log p(x). Use "
+                "model.evaluate (reconstruction) or anomaly_scores(method='reconstruction')."
+            )
+
+    # ------------------------------------------------------------------ the maths
     def compute_terms(self, x, condition=None, seed=None, training=False, num_samples=None):
         """Per-example objective terms on a batch of tensors (no validation).
 
         Returns:
-            The dict of ``objectives.elbo`` or ``objectives.iwae_bound``.
+            The objective's dict of ``[batch]`` terms (plus ``penalty`` with a penalty).
         """
-        k = self.num_samples if num_samples is None else num_samples
-        posterior = self.encoder(
-            self._encoder_input(x, seed, training), condition=condition, training=training
+        objective = self.objective
+        if num_samples is not None and num_samples != objective.num_samples:
+            objective = type(objective).from_config(
+                {**objective.get_config(), "num_samples": int(num_samples)}
+            )
+        encoder_input = x
+        if training and self.corruption is not None:
+            encoder_input = self.corruption(x, seed)
+        posterior = self.posterior(encoder_input, condition=condition, training=training)
+        weights = {}
+        if "beta" in objective.annealable:
+            weights["beta"] = tf.convert_to_tensor(self.beta_variable)
+        terms = objective(
+            x, posterior, self.decoder_fn(condition, objective.num_samples, training),
+            self.prior_distribution(), seed, **weights,
         )
-        prior = self.prior.distribution(self.encoder)
-        decode = self._decode_fn(condition, k, training)
-        if self.objective == "iwae":
-            terms = objectives.iwae_bound(
-                x, posterior, decode, prior, k, seed, gradient_estimator=self.gradient_estimator
-            )
-        else:
-            terms = objectives.elbo(
-                x,
-                posterior,
-                decode,
-                prior,
-                beta=tf.convert_to_tensor(self.beta_variable),
-                num_samples=k,
-                seed=seed,
-                free_bits=self.free_bits,
-            )
         if self.penalty is not None:
-            penalty = self.penalty(posterior.mean())
+            penalty = self.penalty(posteriors.point_estimate(posterior))
             terms["penalty"] = penalty
-            for key in ("objective", "encoder_objective"):
-                if key in terms:
-                    terms[key] = terms[key] - penalty
+            for key in ("objective", *objective.surrogates.values()):
+                terms[key] = terms[key] - penalty
         return terms
 
     def call(self, inputs, training=None):
-        """Returns p(x|z) for z drawn from q(z|x) in training, z = E[q(z|x)] otherwise.
+        """Returns p(x|z) for z drawn from q(z|x) in training, the point estimate otherwise.
 
         ``inputs`` is x, or ``(x, condition)`` for a conditional model.
         """
-        x, condition = self._split_inputs(inputs)
-        posterior = self.encoder(x, condition=condition, training=training)
-        z = posterior.sample(seed=self._next_seed()) if training else posterior.mean()
-        return self.decoder(z, condition=condition, training=training)
-
-    def _split_inputs(self, inputs):
+        x, condition = inputs, None
         if self.condition_shape is not None and isinstance(inputs, (tuple, list)):
-            return inputs[0], inputs[1]
-        return inputs, None
+            x, condition = inputs[0], inputs[1]
+        posterior = self.posterior(x, condition=condition, training=training)
+        z = posterior.sample(seed=self._next_seed()) if training else posteriors.point_estimate(posterior)
+        return self.decoder(z, condition=condition, training=training)
 
     def _next_seed(self):
         seed = tf.cast(self.seed_generator.next(), tf.int32)
@@ -305,97 +344,69 @@ class ProbabilisticAutoencoder(keras.Model):
         # fold in the replica's index so replicas draw independent noise for their shards.
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
-            seed = tf.random.experimental.stateless_fold_in(seed, ctx.replica_id_in_sync_group)
+            seed = batch_seed(seed, ctx.replica_id_in_sync_group)
         return seed
 
     # ------------------------------------------------------------------ Keras steps
-    def _unpack(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        condition = None
-        if self.condition_shape is not None:
-            if isinstance(x, (tuple, list)) and len(x) == 2:
-                x, condition = x
-            else:
-                condition = y
-            if condition is None:
-                raise ValueError(
-                    "condition is required: this model was built with condition_shape="
-                    f"{self.condition_shape}. Use fit(x, condition) or fit((x, condition))."
-                )
-        x = tf.cast(x, "float32")
-        return x, condition, sample_weight
-
-    def _loss_and_metrics(self, terms, sample_weight):
-        per_example_loss = -terms["objective"]
+    def _loss(self, objective, sample_weight):
+        """(the batch loss, the per-example loss) of a per-example objective."""
+        per_example_loss = -objective
         loss = tf.nn.compute_average_loss(per_example_loss, sample_weight=sample_weight)
-        regularization = tf.add_n(self.losses) if self.losses else None
-        if regularization is not None:
+        if self.losses:
+            regularization = tf.add_n(self.losses)
             loss += tf.nn.scale_regularization_loss(regularization)
             per_example_loss = per_example_loss + regularization
         return loss, per_example_loss
 
     def _update_metrics(self, per_example_loss, terms, sample_weight):
-        values = {
-            "loss": per_example_loss,
-            "elbo": terms["elbo"],
-            "reconstruction": terms["reconstruction"],
-            "kl": terms["kl"],
-        }
+        values = dict(terms, loss=per_example_loss)
         if self.penalty is not None:
             values[self.penalty.name] = terms["penalty"]
         for tracker in self._trackers:
             tracker.update_state(values[tracker.name], sample_weight=sample_weight)
         results = {t.name: t.result() for t in self._trackers}
-        if self._multi_worker():
-            # Keras reduces step outputs across workers with reduce(MEAN, axis=0), which
-            # fails on scalars: give it shape [1] (the reduction returns a scalar).
-            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
-        return results
+        return execution.worker_results(self.distribute_strategy, results)
 
-    def _multi_worker(self):
-        strategy = self.distribute_strategy
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            strategy.extended._in_multi_worker_mode()
-        )
+    def _gradients(self, tape, losses, variables):
+        """Each variable's gradient from its part's surrogate loss, or the main loss."""
+        if len(losses) == 1:
+            return tape.gradient(losses[None], variables)
+        owner = {}
+        for part in losses:
+            layer = getattr(self, part, None) if part is not None else None
+            for v in getattr(layer, "trainable_variables", ()):
+                owner[id(v)] = part
+        by_id = {}
+        for part, loss in losses.items():
+            group = [v for v in variables if owner.get(id(v)) == part]
+            by_id.update(zip(map(id, group), tape.gradient(loss, group)))
+        return [by_id[id(v)] for v in variables]
 
     def train_step(self, data):
-        x, condition, sample_weight = self._unpack(data)
-        dreg = self.gradient_estimator == "dreg"
-        with tf.GradientTape(persistent=dreg) as tape:
+        x, condition, sample_weight = inputs.unpack(self, data)
+        surrogates = {p: k for p, k in self.objective.surrogates.items() if p in _PARTS}
+        with tf.GradientTape(persistent=bool(surrogates)) as tape:
             terms = self.compute_terms(x, condition, seed=self._next_seed(), training=True)
-            loss, per_example_loss = self._loss_and_metrics(terms, sample_weight)
-            scaled = self.optimizer.scale_loss(loss)
-            if dreg:
-                encoder_loss, _ = self._loss_and_metrics(
-                    {"objective": terms["encoder_objective"]}, sample_weight
-                )
-                encoder_scaled = self.optimizer.scale_loss(encoder_loss)
+            loss, per_example_loss = self._loss(terms["objective"], sample_weight)
+            losses = {None: self.optimizer.scale_loss(loss)}
+            for part, key in surrogates.items():
+                losses[part] = self.optimizer.scale_loss(self._loss(terms[key], sample_weight)[0])
         variables = self.trainable_variables
-        if dreg:
-            # The encoder's gradient is DReG's; the decoder's and prior's stay IWAE's.
-            # Each part is differentiated once, against its own objective.
-            encoder_ids = {id(v) for v in self.encoder.trainable_variables}
-            encoder_vars = [v for v in variables if id(v) in encoder_ids]
-            other_vars = [v for v in variables if id(v) not in encoder_ids]
-            by_id = dict(zip(map(id, other_vars), tape.gradient(scaled, other_vars)))
-            by_id.update(zip(map(id, encoder_vars), tape.gradient(encoder_scaled, encoder_vars)))
-            grads = [by_id[id(v)] for v in variables]
-            del tape
-        else:
-            grads = tape.gradient(scaled, variables)
+        grads = self._gradients(tape, losses, variables)
+        del tape
         self.optimizer.apply(grads, variables)
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
     def test_step(self, data):
-        x, condition, sample_weight = self._unpack(data)
+        x, condition, sample_weight = inputs.unpack(self, data)
         terms = self.compute_terms(x, condition, seed=self._next_seed(), training=False)
-        _, per_example_loss = self._loss_and_metrics(terms, sample_weight)
+        _, per_example_loss = self._loss(terms["objective"], sample_weight)
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
     def predict_step(self, data):
-        x, condition, _ = self._unpack(data)
-        posterior = self.encoder(x, condition=condition, training=False)
-        return self.decoder(posterior.mean(), condition=condition, training=False).mean()
+        x, condition, _ = inputs.unpack(self, data)
+        posterior = self.posterior(x, condition=condition)
+        return self.decoder(posteriors.point_estimate(posterior), condition=condition).mean()
 
     def compile(self, optimizer="adam", loss=None, steps_per_execution="auto", **kwargs):
         """Configures training. The loss comes from the likelihood: ``loss`` must be None.
@@ -405,14 +416,14 @@ class ProbabilisticAutoencoder(keras.Model):
             loss: must be None.
             steps_per_execution: how many batches one call of the compiled step runs
                 (Keras' option), or "auto" (the default): ``fit`` and ``evaluate`` run
-                ``AUTO_STEPS_PER_EXECUTION`` (10) batches per call when every callback
-                supports it, otherwise 1 (see
-                ``probae.reliability.supports_steps_per_execution``), and 1 under a
+                ``probae.execution.AUTO_STEPS_PER_EXECUTION`` batches per call when every
+                callback supports it, otherwise 1 (see
+                ``probae.execution.supports_steps_per_execution``), and 1 under a
                 ``tf.distribute`` strategy. With ``steps_per_epoch`` (or ``steps``,
                 ``validation_steps``) the group is the largest size up to 10 that divides
                 it, because Keras always runs whole groups. Grouping steps
-                removes Keras' per-batch Python work (about 8% of an MNIST MLP step on
-                CPU) and changes nothing in the maths: the same batches, seeds and
+                removes Keras' per-batch Python work (BENCHMARKS.md, "Throughput", has
+                its cost) and changes nothing in the maths: the same batches, seeds and
                 updates in the same order. A callback with batch hooks of its own (a
                 per-step beta schedule, ``BackupAndRestore(save_freq=<batches>)``, a
                 user's ``on_train_batch_end``) keeps seeing every batch.
@@ -428,51 +439,16 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         if kwargs.get("metrics"):
             raise ValueError(
-                "metrics must be empty: the model reports loss, elbo, reconstruction and kl "
-                f"itself. Received: metrics={kwargs['metrics']!r}"
+                "metrics must be empty: the model reports its objective's terms "
+                f"({', '.join(t.name for t in self._trackers)}) itself. Received: "
+                f"metrics={kwargs['metrics']!r}"
             )
         super().compile(
             optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution, **kwargs
         )
-        self._auto_steps_per_execution = auto
-        object.__setattr__(self, "_functions_by_steps", {})  # untracked, like _compiled_fns
+        object.__setattr__(self, "_step_grouping", execution.StepGrouping() if auto else None)
         if auto:  # saved with the model, so a loaded model keeps choosing
             self._compile_config.config["steps_per_execution"] = "auto"
-
-    def _choose_steps_per_execution(self, callbacks, step_counts=()):
-        """With "auto": 10 steps per call if every callback supports it, else 1.
-
-        Keras runs whole groups: with steps_per_epoch=25 and 10 per call an epoch would be
-        30 steps. Given step counts, the group size is the largest one up to 10 that
-        divides every count.
-        """
-        if not getattr(self, "_auto_steps_per_execution", False):
-            return
-        if isinstance(callbacks, keras.callbacks.CallbackList):
-            callbacks = callbacks.callbacks
-        elif isinstance(callbacks, keras.callbacks.Callback):
-            callbacks = [callbacks]
-        safe = all(reliability.supports_steps_per_execution(cb) for cb in callbacks or ())
-        # Under a tf.distribute strategy Keras' multi-step loop fails to run this model's
-        # step (TF 2.21: "You must feed a value for placeholder tensor while/cond/..."):
-        # one step per call there.
-        distributed = tf.distribute.has_strategy() or getattr(self, "_distribute_strategy", None) is not None
-        steps = AUTO_STEPS_PER_EXECUTION if safe and not distributed else 1
-        counts = [c for c in step_counts if c]
-        while steps > 1 and any(c % steps for c in counts):
-            steps -= 1
-        if steps == self.steps_per_execution:
-            return
-        # Keras traces its step loop for one steps_per_execution: keep one per value.
-        # (predict's too: traced for one batch, it would read only the first of each group).
-        cache = self._functions_by_steps
-        cache[self.steps_per_execution] = (
-            self.train_function, self.test_function, self.predict_function
-        )
-        self.steps_per_execution = steps
-        self.train_function, self.test_function, self.predict_function = cache.get(
-            steps, (None, None, None)
-        )
 
     def compile_from_config(self, config):
         """Restores the compiled state (optimizer and its slots) when a model is loaded."""
@@ -482,84 +458,11 @@ class ProbabilisticAutoencoder(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    # ------------------------------------------------------------------ input checks
-    def _prepare_x(self, x, name="x"):
-        arr = as_float_array(x, name, event_shape=self.event_shape)
-        if not self.built:
-            self.build((None, *arr.shape[1:]))
-        self.decoder.check_support(arr, name)
-        return arr
 
-    def _prepare_condition(self, condition, n, name="condition"):
-        if self.condition_shape is None:
-            if condition is not None:
-                raise ValueError(
-                    f"{name} must be None: this model has no condition (condition_shape=None)."
-                )
-            return None
-        if condition is None:
-            raise ValueError(
-                f"{name} is required: this model was built with condition_shape="
-                f"{self.condition_shape}. Received: {name}=None"
-            )
-        c = as_float_array(condition, name, event_shape=self.condition_shape)
-        if len(c) != n:
-            raise ValueError(
-                f"{name} must have one row per example ({n}). Received: {len(c)} rows"
-            )
-        return c
-
-    def _prepare_array_data(self, x, y, name="x"):
-        """Validates NumPy-like training data; returns (x, y) ready for Keras."""
-        if self.condition_shape is not None and isinstance(x, (tuple, list)) and len(x) == 2:
-            x, y = x
-        x = self._prepare_x(x, name)
-        if self.condition_shape is not None:
-            y = self._prepare_condition(y, len(x))
-        return x, y
-
-    @staticmethod
-    def _check_loop_options(kwargs, *required):
-        """Validates fit/evaluate's batch_size, epochs and steps keyword arguments."""
-        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_batch_size", "validation_steps", "steps"):
-            if name in kwargs:
-                allow_none = name not in required
-                kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
-
-    @staticmethod
-    def _is_array_like(x):
-        return isinstance(x, (np.ndarray, list, tf.Tensor)) or (
-            isinstance(x, tuple) and all(isinstance(v, (np.ndarray, list, tf.Tensor)) for v in x)
-        )
-
-    def _build_from_dataset(self, x):
-        if self.built:
-            return
-        if isinstance(x, keras.utils.PyDataset):
-            # A PyDataset can be indexed: build from the shape of its first batch.
-            first = x[0]
-            while isinstance(first, (tuple, list)):
-                first = first[0]
-            self.build((None, *np.shape(first)[1:]))
-            return
-        if not isinstance(x, tf.data.Dataset):
-            return
-        spec = x.element_spec
-        while isinstance(spec, (tuple, list)):
-            spec = spec[0]
-        self.build((None, *spec.shape[1:]))
-
-    def _prepare_keras_inputs(self, x, y):
-        """Validates arrays (dropping an unconditional model's y), or builds from a Dataset."""
-        if self._is_array_like(x):
-            x, y = self._prepare_array_data(x, y)
-            return x, (y if self.condition_shape is not None else None)
-        self._build_from_dataset(x)
-        if inspect.isgenerator(x):
-            # Keras wants generators to yield tuples; a bare batch of x is the usual thing
-            # for an unconditional model, so wrap it as (x,).
-            x = (b if isinstance(b, tuple) else (b,) for b in x)
-        return x, y
+    # ------------------------------------------------------------------ fit / evaluate
+    def _group_steps(self, callbacks, step_counts):
+        if self._step_grouping is not None:
+            self._step_grouping.choose(self, callbacks, step_counts)
 
     def fit(self, x=None, y=None, *args, validation_data=None, stop_on_nan=True, **kwargs):
         """Trains the model (``keras.Model.fit``), validating array inputs first.
@@ -571,18 +474,11 @@ class ProbabilisticAutoencoder(keras.Model):
         ``probae.NonFiniteLossError`` at the first step whose loss is NaN or infinite,
         before later callbacks can checkpoint the broken weights.
         """
-        self._check_loop_options(kwargs, "epochs")
+        inputs.check_loop_options(kwargs, "epochs")
         if stop_on_nan:
-            kwargs["callbacks"] = reliability.with_nan_guard(kwargs.get("callbacks"))
-        x, y = self._prepare_keras_inputs(x, y)
-        if isinstance(validation_data, tuple) and self._is_array_like(validation_data[0]):
-            vx, vy = self._prepare_array_data(
-                validation_data[0], validation_data[1] if len(validation_data) > 1 else None,
-                "validation_data",
-            )
-            validation_data = (vx, vy) if vy is not None else (vx,)
-        elif self._is_array_like(validation_data):
-            validation_data = (self._prepare_x(validation_data, "validation_data"),)
+            kwargs["callbacks"] = callbacks_lib.with_nan_guard(kwargs.get("callbacks"))
+        x, y = inputs.keras_inputs(self, x, y)
+        validation_data = inputs.validation_inputs(self, validation_data)
         if not self.built:
             raise ValueError(
                 "The model is not built and its input shape cannot be read from x (a "
@@ -592,35 +488,49 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         if not self.compiled:
             self.compile()
-        self._choose_steps_per_execution(
-            kwargs.get("callbacks"),
-            (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps")),
+        self._group_steps(
+            kwargs.get("callbacks"), (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))
         )
         return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Evaluates loss, elbo, reconstruction and kl (``keras.Model.evaluate``)."""
-        self._check_loop_options(kwargs)
-        x, y = self._prepare_keras_inputs(x, y)
+        """Evaluates the loss and the objective's terms (``keras.Model.evaluate``)."""
+        inputs.check_loop_options(kwargs)
+        x, y = inputs.keras_inputs(self, x, y)
         if not self.compiled:
             self.compile()
         if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
-            self._choose_steps_per_execution(kwargs.get("callbacks"), (kwargs.get("steps"),))
+            self._group_steps(kwargs.get("callbacks"), (kwargs.get("steps"),))
         return super().evaluate(x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ user methods
     def encode(self, x, condition=None):
         """Returns the posterior q(z|x), a distribution with batch shape ``[len(x)]``."""
-        x = self._prepare_x(x)
-        c = self._prepare_condition(condition, len(x))
-        return self.encoder(x, condition=c, training=False)
+        x, c = self.check_inputs(x, condition)
+        return self.posterior(x, condition=c)
 
     def decode(self, z, condition=None):
-        """Returns the likelihood p(x|z), a distribution with batch shape ``[len(z)]``."""
+        """Returns the likelihood p(x|z), a distribution with batch shape ``[len(z)]``.
+
+        ``z`` is a code array ``[n, *code_shape]`` (a dict of arrays for a structured
+        code).
+        """
         self._require_built()
-        z = as_float_array(z, "z", event_shape=(self.latent_dim,))
-        c = self._prepare_condition(condition, len(z))
+        z = self._check_code(z)
+        n = len(tf.nest.flatten(z)[0])
+        c = inputs.check_condition(self, condition, n)
         return self.decoder(z, condition=c, training=False)
+
+    def _check_code(self, z):
+        shape = self.code_shape
+        if isinstance(shape, dict):
+            if not isinstance(z, dict) or set(z) != set(shape):
+                raise ValueError(
+                    f"z must be a dict with keys {sorted(shape)} (this model's code). "
+                    f"Received: z of type {type(z).__name__}"
+                )
+            return {k: as_float_array(z[k], f"z[{k!r}]", event_shape=shape[k]) for k in shape}
+        return as_float_array(z, "z", event_shape=shape)
 
     def _require_built(self):
         if not self.built:
@@ -629,46 +539,31 @@ class ProbabilisticAutoencoder(keras.Model):
                 "model.build((None, *shape)) first."
             )
 
-    def _fn(self, key, python_fn):
-        fns = self._compiled_fns
-        if key not in fns:
-            fns[key] = tf.function(python_fn, reduce_retracing=True)
-        return fns[key]
-
-    @staticmethod
-    def _slices(n, batch_size):
-        for start in range(0, n, batch_size):
-            yield slice(start, min(start + batch_size, n))
-
     def reconstruct(self, x, condition=None, batch_size=256, sample=False, seed=None):
-        """Reconstructs x: the decoder's mean at the encoder's mean (by default).
+        """Reconstructs x: the decoder's mean at the posterior's point estimate (by default).
 
         Args:
             x: data ``[n, *event_shape]``.
             condition: condition ``[n, *condition_shape]`` for conditional models.
             batch_size: examples per network call.
-            sample: draw z from q(z|x) instead of taking its mean.
-            seed: seed of that draw.
+            sample: draw z from q(z|x) instead of taking its point estimate.
+            seed: seed of that draw (batch i uses ``probae.seeds.batch_seed(seed, i)``).
 
         Returns:
             A NumPy array of the same shape as x.
         """
-        x = self._prepare_x(x)
-        c = self._prepare_condition(condition, len(x))
-        batch_size = check_positive_int(batch_size, "batch_size")
-        seed = _to_seed_tensor(check_seed(seed))
+        batches, _ = inputs.batches(self, x, condition, batch_size)
+        base = seed_tensor(seed)
 
         def run(xb, cb, seed):
-            posterior = self.encoder(xb, condition=cb, training=False)
-            z = posterior.sample(seed=seed) if sample else posterior.mean()
+            posterior = self.posterior(xb, condition=cb)
+            z = posterior.sample(seed=seed) if sample else posteriors.point_estimate(posterior)
             return self.decoder(z, condition=cb, training=False).mean()
 
-        fn = self._fn(("reconstruct", sample), run)
-        out = [
-            fn(x[s], None if c is None else c[s], tf.random.experimental.stateless_fold_in(seed, i))
-            for i, s in enumerate(self._slices(len(x), batch_size))
-        ]
-        return np.concatenate([o.numpy() for o in out])
+        fn = self.traced(("reconstruct", bool(sample)), run)
+        return np.concatenate(
+            [np.asarray(fn(xb, cb, batch_seed(base, i))) for i, (xb, cb) in enumerate(batches)]
+        )
 
     def sample(self, n, seed=None, condition=None, mean=False):
         """Generates n examples: z ~ p(z), then x ~ p(x|z) (or its mean).
@@ -682,27 +577,47 @@ class ProbabilisticAutoencoder(keras.Model):
 
         Returns:
             A NumPy array ``[n, *event_shape]``.
+
+        Raises:
+            ValueError: the model has no prior (a point-mass encoder without one).
         """
         self._require_built()
         n = check_positive_int(n, "n")
-        seed = _to_seed_tensor(check_seed(seed))
+        if self.prior is None:
+            raise ValueError(
+                "sample needs a prior p(z): this model has none (a point-mass encoder is "
+                "given no prior unless you pass prior=..., for example "
+                "probae.StandardNormalPrior())."
+            )
         if condition is not None and self.condition_shape is not None:
             c = np.asarray(condition)
             if c.shape == tuple(self.condition_shape):
                 condition = np.broadcast_to(c, (n, *c.shape))
-        c = self._prepare_condition(condition, n)
-        z_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        z = self.prior.distribution(self.encoder).sample(n, seed=z_seed)
+        c = inputs.check_condition(self, condition, n)
+        z_seed, x_seed = split_seed(seed_tensor(seed))
+        z = self.prior_distribution().sample(n, seed=z_seed)
         likelihood = self.decoder(z, condition=c, training=False)
         x = likelihood.mean() if mean else likelihood.sample(seed=x_seed)
         return keras.ops.convert_to_numpy(x)
 
+    def _estimate(self, x, condition, num_samples, seed, batch_size, verbose, what):
+        self._require_density(what)
+        k = check_positive_int(num_samples, "num_samples")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if self.built and not isinstance(x, tf.data.Dataset):
+            batch_size = estimators.plan(np.prod(self.event_shape), k, batch_size)[0]
+        batches, total = inputs.batches(self, x, condition, batch_size)
+        return estimators.estimate(
+            self, batches, k, seed=check_seed(seed), total=total, verbose=verbose
+        )
+
     def elbo(self, x, condition=None, num_samples=1, seed=None, batch_size=256, return_terms=False):
-        """The ELBO per example (beta = 1), in nats.
+        """The ELBO per example (beta = 1), in nats (``probae.estimators.estimate``).
 
         Args:
-            x: data ``[n, *event_shape]``.
-            condition: for conditional models.
+            x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
+                ``(x, condition)`` batches.
+            condition: for conditional models with array ``x``.
             num_samples: samples for the reconstruction term (the KL is analytic where
                 possible).
             seed: int seed or None.
@@ -712,25 +627,15 @@ class ProbabilisticAutoencoder(keras.Model):
         Returns:
             ``[n]`` NumPy array, or with ``return_terms`` a dict of ``[n]`` arrays with keys
             ``elbo``, ``reconstruction`` and ``kl``.
+
+        Raises:
+            ValueError: a point-mass encoder or a model without a prior (no bound
+                exists), or invalid data.
         """
-        x = self._prepare_x(x)
-        c = self._prepare_condition(condition, len(x))
-        k = check_positive_int(num_samples, "num_samples")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        seed = _to_seed_tensor(check_seed(seed))
-
-        def run(xb, cb, seed):
-            posterior = self.encoder(xb, condition=cb, training=False)
-            prior = self.prior.distribution(self.encoder)
-            terms = objectives.elbo(xb, posterior, self._decode_fn(cb, k), prior, num_samples=k, seed=seed)
-            return {key: terms[key] for key in ("elbo", "reconstruction", "kl")}
-
-        fn = self._fn(("elbo", k), run)
-        parts = [
-            fn(x[s], None if c is None else c[s], tf.random.experimental.stateless_fold_in(seed, i))
-            for i, s in enumerate(self._slices(len(x), batch_size))
-        ]
-        terms = {key: np.concatenate([p[key].numpy() for p in parts]) for key in parts[0]}
+        if self.built:
+            self._require_density("elbo")
+        terms = self._estimate(x, condition, num_samples, seed, batch_size, 0, "elbo")
+        terms = {key: terms[key] for key in ("elbo", "reconstruction", "kl")}
         return terms if return_terms else terms["elbo"]
 
     def log_likelihood(
@@ -739,17 +644,17 @@ class ProbabilisticAutoencoder(keras.Model):
         """Importance-sampling estimate of log p(x) per example, in nats.
 
         log p(x) ~= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): the IWAE
-        bound with k = ``num_samples``. It is biased low (by O(1/k)) and rises to log p(x)
-        as k grows. Computed in chunks of examples and of samples, with a running
-        log-sum-exp, so memory stays bounded for any k (k = 5000 on 10,000 MNIST images
-        fits in a few hundred MB).
+        bound with k = ``num_samples``, from ``probae.estimators.estimate``. It is biased
+        low (by O(1/k)) and rises to log p(x) as k grows. The k samples are drawn in
+        chunks with a running log-sum-exp, so memory stays bounded for any k.
 
         Args:
-            x: data ``[n, *event_shape]``.
-            condition: for conditional models.
+            x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
+                ``(x, condition)`` batches.
+            condition: for conditional models with array ``x``.
             num_samples: k, importance samples per example.
             seed: int seed (the same seed and batch_size give the same estimates) or None.
-            batch_size: examples per chunk (default: chosen from k and the data's size).
+            batch_size: examples per chunk (default 100).
             verbose: 1 shows a progress bar.
             return_terms: also return, from the same samples, the ELBO and its parts and
                 the diagnostics of the importance weights w_k = p(x, z_k) / q(z_k|x).
@@ -763,67 +668,15 @@ class ProbabilisticAutoencoder(keras.Model):
             ``mc_stderr`` (the delta-method Monte Carlo standard error of the estimate,
             sqrt((k sum w^2 / (sum w)^2 - 1) / k)).
 
+        Raises:
+            ValueError: a point-mass encoder or a model without a prior, or invalid data.
+
         References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders.
         """
-        x = self._prepare_x(x)
-        c = self._prepare_condition(condition, len(x))
-        k = check_positive_int(num_samples, "num_samples")
-        dim = int(np.prod(self.event_shape))
-        if batch_size is None:
-            batch_size = min(100, len(x))
-        batch_size = check_positive_int(batch_size, "batch_size")
-        chunk = max(1, min(k, _MAX_ELEMENTS // (dim * batch_size)))
-        num_chunks = math.ceil(k / chunk)
-        seed = _to_seed_tensor(check_seed(seed))
-
-        def run(xb, cb, seed):
-            posterior = self.encoder(xb, condition=cb, training=False)
-            prior = self.prior.distribution(self.encoder)
-            decode = self._decode_fn(cb, chunk)
-
-            def body(i, lse, lse2, sum_px, sum_pxw):
-                s = tf.random.experimental.stateless_fold_in(seed, i)
-                log_w, log_px_z, _ = objectives.log_weights(xb, posterior, decode, prior, chunk, s)
-                valid = (tf.range(chunk) + i * chunk < k)[:, None]
-                masked = tf.where(valid, log_w, -np.inf)
-                # Running log-sum-exps of w and w^2, and sums for the ELBO terms.
-                lse = tf.reduce_logsumexp(tf.stack([lse, tf.reduce_logsumexp(masked, axis=0)]), axis=0)
-                lse2 = tf.reduce_logsumexp(tf.stack([lse2, tf.reduce_logsumexp(2 * masked, axis=0)]), axis=0)
-                sum_px += tf.reduce_sum(tf.where(valid, log_px_z, 0.0), axis=0)
-                sum_pxw += tf.reduce_sum(tf.where(valid, log_px_z - log_w, 0.0), axis=0)
-                return i + 1, lse, lse2, sum_px, sum_pxw
-
-            n = tf.shape(xb)[0]
-            minus_inf = tf.fill([n], tf.constant(-np.inf, tf.float32))
-            zeros = tf.zeros([n], tf.float32)
-            _, lse, lse2, sum_px, sum_pxw = tf.while_loop(
-                lambda i, *_: i < num_chunks, body, (tf.constant(0), minus_inf, minus_inf, zeros, zeros)
-            )
-            reconstruction = sum_px / k
-            try:
-                kl, _ = objectives.kl_divergence(posterior, prior)
-            except ValueError:  # no closed form: the Monte Carlo mean of log q - log p
-                kl = sum_pxw / k
-            log_ess = 2 * lse - lse2
-            relative_variance = tf.maximum(k * tf.exp(-log_ess) - 1.0, 0.0)
-            return {
-                "log_likelihood": lse - math.log(k),
-                "elbo": reconstruction - kl,
-                "reconstruction": reconstruction,
-                "kl": kl,
-                "effective_sample_size": tf.exp(log_ess),
-                "mc_stderr": tf.sqrt(relative_variance / k),
-            }
-
-        fn = self._fn(("log_likelihood", k, chunk), run)
-        progbar = keras.utils.Progbar(len(x), unit_name="example") if verbose else None
-        parts = []
-        for i, s in enumerate(self._slices(len(x), batch_size)):
-            out = fn(x[s], None if c is None else c[s], tf.random.experimental.stateless_fold_in(seed, i))
-            parts.append({key: value.numpy() for key, value in out.items()})
-            if progbar is not None:
-                progbar.add(s.stop - s.start)
-        terms = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        if self.built:
+            self._require_density("log_likelihood")
+        batch_size = 100 if batch_size is None else batch_size
+        terms = self._estimate(x, condition, num_samples, seed, batch_size, verbose, "log_likelihood")
         return terms if return_terms else terms["log_likelihood"]
 
     # ------------------------------------------------------------------ saving
@@ -834,7 +687,7 @@ class ProbabilisticAutoencoder(keras.Model):
         it, so an interrupted save never leaves a corrupt file in place of a good one.
         Load it with ``probae.load_model``.
         """
-        reliability.atomic_save(super().save, filepath, overwrite=overwrite, **kwargs)
+        saving.atomic_save(super().save, filepath, overwrite=overwrite, **kwargs)
 
     def save_own_variables(self, store):
         # The sampling seed's state is saved too, so a resumed run draws the same noise.
@@ -854,11 +707,8 @@ class ProbabilisticAutoencoder(keras.Model):
             "trainable": self.trainable,
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "prior": keras.saving.serialize_keras_object(self.prior),
-            "beta": self.beta,
-            "num_samples": self.num_samples,
-            "objective": self.objective,
-            "free_bits": self.free_bits,
+            "prior": None if self.prior is None else keras.saving.serialize_keras_object(self.prior),
+            "objective": keras.saving.serialize_keras_object(self.objective),
             "condition_shape": None if self.condition_shape is None else list(self.condition_shape),
             "input_shape": None if self.event_shape is None else list(self.event_shape),
             "seed": self.seed,
@@ -866,12 +716,12 @@ class ProbabilisticAutoencoder(keras.Model):
             "corruption": (
                 None if self.corruption is None else keras.saving.serialize_keras_object(self.corruption)
             ),
-            "gradient_estimator": self.gradient_estimator,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         for key in ("encoder", "decoder", "prior"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -119,7 +119,9 @@ def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, titl
 
 
 def _encoder_means(model, x):
-    return np.asarray(model.encode(x).mean(), dtype=np.float32)
+    from probae.posteriors import point_estimate
+
+    return np.asarray(point_estimate(model.encode(x)), dtype=np.float32)
 
 
 def _decoder_means(model, z):
@@ -254,18 +256,16 @@ def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000):
 
 def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
     """Per-dimension quantiles of the prior (exact for N(0, I), else from draws)."""
-    from probae.priors import StandardNormalPrior
-
-    import tensorflow as tf
     import tensorflow_probability as tfp
+
+    from probae.priors import StandardNormalPrior
+    from probae.seeds import seed_tensor
 
     if isinstance(model.prior, StandardNormalPrior):
         q = tfp.distributions.Normal(0.0, 1.0).quantile(np.asarray(probabilities, np.float32))
         return np.stack([np.asarray(q)] * model.latent_dim, axis=1)
 
-    draws = model.prior.distribution(model.encoder).sample(
-        num_draws, seed=tf.constant([seed, 0], tf.int32)
-    )
+    draws = model.prior_distribution().sample(num_draws, seed=seed_tensor(seed))
     return np.quantile(np.asarray(draws), probabilities, axis=0)
 
 

@@ -23,7 +23,6 @@ __all__ = [
     "Autoencoder",
     "VAE",
     "BetaVAE",
-    "IWAE",
     "SparseAutoencoder",
     "DenoisingAutoencoder",
     "ConditionalVAE",
@@ -156,8 +155,8 @@ def VAE(
     latent_dim,
     likelihood="bernoulli",
     prior=None,
-    beta=1.0,
-    num_samples=1,
+    beta=None,
+    num_samples=None,
     architecture="auto",
     hidden_units=None,
     activation="relu",
@@ -176,8 +175,8 @@ def VAE(
         likelihood: "bernoulli", "gaussian" (learned per-feature scale),
             "continuous_bernoulli", "laplace" or a decoder.
         prior: None (N(0, I)) or a ``probae`` prior.
-        beta: KL weight (1 for the VAE).
-        num_samples: posterior samples per example in training.
+        beta: KL weight (None: 1, the VAE); a shorthand for ``objective=probae.ELBO(beta)``.
+        num_samples: posterior samples per example in training (None: the objective's).
         architecture, hidden_units, activation, filters: the default networks.
         encoder_network, decoder_network: custom Keras networks instead.
         name: the model's name.
@@ -217,21 +216,6 @@ def BetaVAE(input_shape, latent_dim, beta=4.0, name="beta_vae", **kwargs):
     constrained variational framework.
     """
     return VAE(input_shape, latent_dim, beta=beta, name=name, **kwargs)
-
-
-def IWAE(input_shape, latent_dim, num_samples=5, name="iwae", **kwargs):
-    """An importance-weighted autoencoder: the VAE's networks trained on the k-sample
-    bound log (1/k) sum_k p(x, z_k) / q(z_k|x), tighter than the ELBO for k > 1.
-
-    Args: as ``VAE``; ``num_samples`` is k (default 5). ``gradient_estimator="dreg"``
-    trains the encoder with the doubly reparameterised gradient (Tucker et al. 2019),
-    unbiased like the default and with a signal-to-noise ratio that does not decay in k.
-
-    References: Burda, Grosse and Salakhutdinov 2016, Importance Weighted Autoencoders;
-    Tucker, Lawson, Gu and Maddison 2019, Doubly reparameterized gradient estimators for
-    Monte Carlo objectives.
-    """
-    return VAE(input_shape, latent_dim, num_samples=num_samples, objective="iwae", name=name, **kwargs)
 
 
 def SparseAutoencoder(

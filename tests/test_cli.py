@@ -57,7 +57,9 @@ def test_evaluate(run_dir, tmp_path, capsys):
     with open(os.path.join(run_dir, "metrics.json")) as f:
         trained = json.load(f)["test"]
     assert m["examples"] == 359  # the test split of the 1,797 digits
-    assert m["elbo"] == pytest.approx(trained["elbo"], abs=1e-3)
+    # The ELBO's reconstruction term is the mean over the k importance samples: k = 50
+    # here, 20 in training; they agree within Monte Carlo error.
+    assert m["elbo"] == pytest.approx(trained["elbo"], abs=0.1)
     assert m["log_likelihood"] >= m["elbo"] - 0.5
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from probae import objectives
+from probae import estimators
 
 from linear_gaussian_model import make
 
@@ -23,7 +23,7 @@ def test_elbo_below_iwae_below_log_likelihood(lg):
     """E[IWAE_k] estimated without bias by splitting 4000 draws into groups of k."""
     model, exact, x = lg
     post = model.encoder(x)
-    log_w, _, _ = objectives.log_weights(
+    log_w, _, _ = estimators.log_weights(
         x, post, model.decoder, model.prior.distribution(), 4000, tf.constant([0, 1])
     )
     log_w = log_w.numpy().astype(np.float64)
@@ -56,7 +56,7 @@ def test_importance_sampling_converges_to_exact(lg):
     truth = exact(x)
     # Delta-method standard error of log(mean w) per example, from the weights themselves.
     post = model.encoder(x)
-    log_w, _, _ = objectives.log_weights(
+    log_w, _, _ = estimators.log_weights(
         x, post, model.decoder, model.prior.distribution(), 2000, tf.constant([4, 2])
     )
     w = np.exp(log_w.numpy() - log_w.numpy().max(0))
@@ -79,9 +79,7 @@ def test_log_likelihood_is_deterministic_under_seed(lg):
 
 def test_chunking_does_not_change_the_estimate_statistics(lg, monkeypatch):
     """A small memory budget forces 24 sample chunks (the last one partial)."""
-    import probae.model
-
-    monkeypatch.setattr(probae.model, "_MAX_ELEMENTS", 5 * 7 * 128)
+    monkeypatch.setattr(estimators, "MAX_ELEMENTS", 5 * 7 * 128)
     model, exact, x = lg
     est = model.log_likelihood(x[:20], num_samples=3000, seed=1, batch_size=7)
     assert np.abs(est - exact(x[:20])).max() < 0.05

@@ -1,0 +1,206 @@
+"""Saving and loading: atomic writes and a safe loader with clear errors.
+
+- ``atomic_save`` (used by ``ProbabilisticAutoencoder.save``): the model is written to a
+  temporary file in the same directory and renamed over the target, so a crash while
+  saving never leaves a corrupt file in place of a good one. ``replace_atomically`` is the
+  same commit for any writer (backups, detector archives).
+- ``load_model``: ``keras.models.load_model`` in safe mode, with a clear error for a
+  missing, truncated, tampered or non-probae file (``InvalidModelFileError``).
+"""
+
+import json
+import os
+import zipfile
+
+import keras
+
+__all__ = ["InvalidModelFileError", "replace_atomically", "atomic_save", "load_model"]
+
+
+class InvalidModelFileError(ValueError):
+    """Raised by ``load_model`` for a file that is not a loadable, safe probae model."""
+
+
+def replace_atomically(write, path):
+    """Calls ``write(tmp)`` for a temporary path beside ``path``, then renames it."""
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    root, ext = os.path.splitext(base)
+    if base.endswith(".weights.h5"):
+        root, ext = base[: -len(".weights.h5")], ".weights.h5"
+    tmp = os.path.join(directory, f".{root}.tmp-{os.getpid()}{ext}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def atomic_save(save, filepath, overwrite=True, **kwargs):
+    """Saves through ``save(tmp_path, **kwargs)`` into a temporary file, then renames it.
+
+    The temporary file lies in the target's directory (so ``os.replace`` is an atomic
+    rename on the same file system) and keeps its extension (``.keras``). A crash or an
+    error while writing leaves the previous file untouched.
+
+    Args:
+        save: the function that writes a model file (for example ``keras.Model.save``
+            bound to the model).
+        filepath: the target path.
+        overwrite: if False and the target exists, raise instead of replacing it.
+        **kwargs: passed to ``save``.
+
+    Raises:
+        TypeError: ``filepath`` is not a path.
+        FileExistsError: ``overwrite=False`` and the file exists.
+    """
+    if not isinstance(filepath, (str, os.PathLike)):
+        raise TypeError(f"filepath must be a path (str or os.PathLike). Received: filepath={filepath!r}")
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".keras"):
+        raise ValueError(
+            "filepath must end in .keras (probae saves the Keras 3 format only). "
+            f"Received: filepath={filepath!r}"
+        )
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(
+            f"filepath already exists and overwrite=False. Received: filepath={filepath!r}"
+        )
+    replace_atomically(lambda tmp: save(tmp, overwrite=True, **kwargs), filepath)
+
+
+_UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+
+
+def _find_unsafe(config, where="config"):
+    """Returns a description of the first code-carrying entry in a saved config, or None."""
+    if isinstance(config, dict):
+        if config.get("class_name") in _UNSAFE_CLASSES:
+            return f"a {config['class_name']} layer at {where}"
+        if config.get("class_name") == "__lambda__" or "__lambda__" in config:
+            return f"a serialised Python function at {where}"
+        for key, value in config.items():
+            found = _find_unsafe(value, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            found = _find_unsafe(value, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _find_unknown_class(config, where="config"):
+    """Returns the first custom class a saved config names that is not registered."""
+    if isinstance(config, dict):
+        registered = config.get("registered_name")
+        if (
+            isinstance(registered, str)
+            and ">" in registered
+            and "class_name" in config
+            and keras.saving.get_registered_object(registered) is None
+        ):
+            return f"the unknown class {registered!r} at {where}"
+        items = config.items()
+    elif isinstance(config, list):
+        items = enumerate(config)
+    else:
+        return None
+    for key, value in items:
+        found = _find_unknown_class(value, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        if found:
+            return found
+    return None
+
+
+def load_model(path, compile=True):
+    """Loads a ``ProbabilisticAutoencoder`` saved with ``model.save(path)``, safely.
+
+    ``keras.models.load_model`` with ``safe_mode=True``: no Python code (Lambda layers,
+    pickled functions) in the file is ever run. Checks first that the file exists, is a
+    complete ``.keras`` archive and describes a probae model.
+
+    Args:
+        path: a ``.keras`` file.
+        compile: restore the optimizer and its state (to continue training).
+
+    Returns:
+        The ``ProbabilisticAutoencoder``.
+
+    Raises:
+        TypeError: ``path`` is not a path.
+        FileNotFoundError: no file at ``path``.
+        InvalidModelFileError (a ValueError): the file is truncated or not a zip
+            archive, is not a saved probae model, holds code that safe mode refuses, or
+            Keras cannot rebuild it.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path does not exist: no saved model at path={path!r}")
+    if os.path.isdir(path):
+        raise InvalidModelFileError(
+            f"path must be a .keras file, not a directory. Received: path={path!r}"
+        )
+    prefix = f"path={path!r} is not a loadable probae model"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise InvalidModelFileError(f"{prefix}: the archive has no config.json.")
+            bad = archive.testzip()
+            if bad is not None:
+                raise InvalidModelFileError(f"{prefix}: {bad} in the archive is corrupt.")
+            config = json.loads(archive.read("config.json"))
+    except zipfile.BadZipFile as err:
+        raise InvalidModelFileError(
+            f"{prefix}: it is not a complete .keras (zip) archive ({err}); the file may be "
+            "truncated or of another format."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidModelFileError(f"{prefix}: its config.json is not valid JSON ({err}).") from None
+    if not isinstance(config, dict) or config.get("class_name") != "ProbabilisticAutoencoder" or (
+        config.get("registered_name", "probae>ProbabilisticAutoencoder")
+        != "probae>ProbabilisticAutoencoder"
+    ):
+        found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
+        raise InvalidModelFileError(
+            f"{prefix}: it holds a {found!r}, not a probae ProbabilisticAutoencoder."
+        )
+    unsafe = _find_unsafe(config)
+    unknown = _find_unknown_class(config)
+    if unknown and not unsafe:
+        raise InvalidModelFileError(
+            f"{prefix}: it refers to {unknown}, which is not a registered probae or Keras "
+            "class (import the package that defines it, or the file was edited)."
+        )
+    if unsafe:
+        raise InvalidModelFileError(
+            f"{prefix}: it contains {unsafe}, which would run arbitrary Python code when "
+            "loaded. probae never saves such layers; refusing to load it (safe mode)."
+        )
+    try:
+        model = keras.models.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # Keras raises TypeError/ValueError/OSError/KeyError here
+        raise InvalidModelFileError(
+            f"{prefix}: Keras could not rebuild it in safe mode: {type(err).__name__}: "
+            f"{str(err)[:500]}"
+        ) from err
+    model_class = keras.saving.get_registered_object("probae>ProbabilisticAutoencoder")
+    if model_class is None or not isinstance(model, model_class):
+        raise InvalidModelFileError(f"{prefix}: it loaded as a {type(model).__name__}.")
+    return model

@@ -1,0 +1,72 @@
+"""Seeds: the one convention that turns a user's integer seed into TensorFlow randomness.
+
+Every estimator, sampler and corruption in probae draws its randomness from stateless
+seeds (shape-[2] int32 tensors) derived here:
+
+- ``seed_tensor(seed)`` maps an int seed s >= 0 to ``[s mod 2**31, (s // 2**31) mod
+  2**31]`` (two different seeds below 2**62 never collide), and None to a fresh random
+  seed;
+- ``batch_seed(seed, i)`` is the seed of the i-th batch (or chunk) of a computation,
+  ``stateless_fold_in(seed, i)``: the same seed, data and batch size give the same
+  numbers, and different batches draw independent noise.
+
+Estimators whose results must not depend on the batching (anomaly scores, which use
+common random numbers) give every batch the same seed instead. Training draws from the
+model's own ``keras.random.SeedGenerator`` (saved with the model so that a resumed run
+draws the same noise); ``set_seed`` seeds everything else.
+"""
+
+import numbers
+
+import keras
+import tensorflow as tf
+
+from probae._validation import check_seed
+
+__all__ = ["set_seed", "seed_tensor", "batch_seed", "split_seed"]
+
+_HALF = 2**31
+
+
+def seed_tensor(seed):
+    """An int seed (or None) -> a stateless shape-[2] int32 seed tensor.
+
+    Args:
+        seed: None (a fresh random seed) or a non-negative integer.
+
+    Raises:
+        ValueError: ``seed`` is not None or a non-negative integer.
+    """
+    seed = check_seed(seed)
+    if seed is None:
+        return tf.random.uniform([2], maxval=_HALF - 1, dtype=tf.int32)
+    return tf.constant([seed % _HALF, (seed // _HALF) % _HALF], dtype=tf.int32)
+
+
+def batch_seed(seed, index):
+    """The stateless seed of batch (or chunk) ``index`` of a computation seeded ``seed``."""
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int32), index)
+
+
+def split_seed(seed, num=2):
+    """``num`` independent stateless seeds from one (a list of shape-[2] tensors)."""
+    return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), num))
+
+
+def set_seed(seed, deterministic=True):
+    """Seeds Python, NumPy, TensorFlow and Keras, and makes TensorFlow ops deterministic.
+
+    With the same seed, two runs in fresh processes then give the same weights, ELBO and
+    log-likelihood estimates (on the same hardware and library versions).
+
+    Args:
+        seed: a non-negative integer.
+        deterministic: also call ``tf.config.experimental.enable_op_determinism()``
+            (needed on GPUs; it cannot be undone in a process, and some ops become slower
+            or raise when they have no deterministic implementation).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()

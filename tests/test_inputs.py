@@ -1,0 +1,44 @@
+"""Input adaptation (probae.inputs): arrays and datasets become the same validated batches."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import probae
+from probae import inputs
+
+
+@pytest.fixture(scope="module")
+def model():
+    return probae.VAE((5,), 2, likelihood="gaussian", hidden_units=(4,))
+
+
+def test_arrays_and_datasets_give_the_same_batches(model):
+    x = np.random.default_rng(0).normal(size=(11, 5)).astype(np.float32)
+    from_arrays, total = inputs.batches(model, x, batch_size=4)
+    from_dataset, unknown = inputs.batches(model, tf.data.Dataset.from_tensor_slices(x).batch(4))
+    assert total == 11 and unknown is None
+    for (a, ca), (b, cb) in zip(from_arrays, from_dataset, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert ca is None and cb is None
+
+
+def test_streamed_batches_are_validated_as_they_come(model):
+    bad = np.ones((6, 5), np.float32)
+    bad[5, 2] = np.nan
+    stream, _ = inputs.batches(model, tf.data.Dataset.from_tensor_slices(bad).batch(3))
+    next(stream)  # the first batch is fine
+    with pytest.raises(ValueError, match="finite"):
+        next(stream)
+    dicts = tf.data.Dataset.from_tensor_slices({"x": bad[:3]}).batch(3)
+    with pytest.raises(TypeError, match="not dicts"):
+        next(inputs.batches(model, dicts)[0])
+    with pytest.raises(ValueError, match="condition must be None"):
+        inputs.batches(model, tf.data.Dataset.from_tensor_slices(bad).batch(3), condition=bad)
+
+
+def test_loop_options_are_checked():
+    kwargs = {"epochs": 2, "batch_size": None}
+    inputs.check_loop_options(kwargs, "epochs")
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        inputs.check_loop_options({"epochs": 0}, "epochs")
