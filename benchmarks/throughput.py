@@ -11,24 +11,56 @@ Two models on binarized MNIST, batch 100, Adam (learning rate 1e-3):
 Each is trained through ``probae``'s ``fit`` and through a hand-written ``tf.function``
 loop of the same maths (raw variables, ``tf.nn`` ops, an in-memory tensor sliced into
 shuffled batches), with and without XLA (``jit_compile=True``), and optionally through a
-plain PyTorch loop (``pip install probae[bench]``). Contestants run interleaved, one epoch
-each per repetition, so a slow spell on a shared machine hits all of them; the medians of
-examples per second and the ratios are printed at the end. The importance-sampling
-estimator ``model.log_likelihood`` is timed against a hand-written estimator in the same
-way.
+plain PyTorch loop (``pip install probae[bench]``).
 
-    python benchmarks/throughput.py                      # full run (minutes)
-    python benchmarks/throughput.py --steps 100 --reps 3 --models mlp --no-torch  # quick
+No contestant is handicapped: each runs under the threading settings that suit it best on
+this machine, chosen in a short selection phase among
+
+* TensorFlow contestants: every pair of intra-op and inter-op thread counts from 1 and
+  ``--threads`` (or ``--tf-threads``). TensorFlow fixes its thread pools once per process,
+  so each pair gets a process of its own, which holds all the TensorFlow contestants.
+* PyTorch: 1 and ``--threads`` threads (``torch.set_num_threads`` and
+  ``set_num_interop_threads``), each with ``OMP_WAIT_POLICY`` unset (OpenMP's default:
+  idle threads spin briefly, then sleep), ``PASSIVE`` (they sleep at once) and ``ACTIVE``
+  (they spin) (or ``--torch-settings``). OpenMP reads the variable when it loads, so each
+  setting gets a process of its own that sets it before importing torch.
+
+Every setting runs in its own spawned process (TensorFlow and torch never share one: their
+thread pools slow each other down), and a process is stopped (SIGSTOP) whenever it is not
+running an epoch, so an idle contestant takes no CPU from the one being timed (an
+``ACTIVE`` process would spin its idle threads). The selection phase times
+``--select-reps`` epochs of every (contestant, setting) pair; the setting with the most
+examples per wall-clock second (median) wins. The timed phase then runs each contestant
+under its winning setting for ``--reps`` epochs. In both phases the contestants run
+interleaved, one epoch each per repetition, so a slow spell on a shared machine hits all
+of them. The table, the ratios and ``--json`` give the timed phase's medians of examples
+per second and per CPU second (all threads of the contestant's process), each
+contestant's winning setting, and the throughput of every setting tried.
+
+The importance-sampling estimator ``model.log_likelihood`` is timed against a
+hand-written estimator in the same way, in the main process (both with ``--threads``
+intra- and inter-op threads: one setting, the same for both).
+
+    python benchmarks/throughput.py --steps 200 --conv-steps 50 --ll-examples 200  # ~10-15 min
+    python benchmarks/throughput.py --steps 30 --reps 2 --models mlp --xla off --no-ll  # quick
+
+(the first on 2 idle cores; without ``--steps`` an epoch is all 50,000 images: much longer)
 """
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import math
 import os
 import platform
+import signal
 import statistics
 import sys
+import tempfile
+import textwrap
 import time
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets")
@@ -38,6 +70,25 @@ if "PROBAE_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
 import numpy as np  # noqa: E402
 
 BATCH = 100
+WAITS = ("default", "PASSIVE", "ACTIVE")  # OMP_WAIT_POLICY; "default": unset
+
+
+def _pairs(second):
+    """An argparse type: comma-separated ``A:B`` items as [(int(A), second(B)), ...]."""
+
+    def parse(text):
+        try:
+            return [(int(a), second(b)) for a, b in (item.split(":") for item in text.split(","))]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+
+    return parse
+
+
+def _wait_policy(name):
+    if name not in WAITS:
+        raise ValueError(f"wait policy {name!r} is not one of {', '.join(WAITS)}")
+    return name
 
 
 def parse_args(argv=None):
@@ -48,7 +99,18 @@ def parse_args(argv=None):
     p.add_argument("--conv-steps", type=int, default=None,
                    help="steps per timed epoch for the conv model (default: --steps)")
     p.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median reported)")
-    p.add_argument("--threads", type=int, default=2, help="intra-op threads for TF and torch")
+    p.add_argument("--threads", type=int, default=2,
+                   help="the most threads a contestant may use: settings with 1 and with this "
+                        "many are tried")
+    p.add_argument("--tf-threads", type=_pairs(int), default=None,
+                   help="comma-separated INTRA:INTER thread counts tried for the TensorFlow "
+                        "contestants (default: every pair of 1 and --threads)")
+    p.add_argument("--torch-settings", type=_pairs(_wait_policy), default=None,
+                   help="comma-separated THREADS:WAIT settings tried for the PyTorch loop, WAIT "
+                        "one of default (OMP_WAIT_POLICY unset), PASSIVE, ACTIVE (default: "
+                        "1 and --threads threads, each with the three)")
+    p.add_argument("--select-reps", type=int, default=3,
+                   help="interleaved epochs per setting in the selection phase (median used)")
     p.add_argument("--xla", default="both", choices=["off", "on", "both"])
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch loop")
     p.add_argument("--no-ll", action="store_true", help="skip the log_likelihood benchmark")
@@ -59,15 +121,21 @@ def parse_args(argv=None):
                         "(default 1: Keras' per-batch loop; 0: skip). probae's default is "
                         "'auto' (10 when every callback supports it)")
     p.add_argument("--json", default=None, help="write the results to this file")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    counts = sorted({1, args.threads})
+    if args.tf_threads is None:
+        args.tf_threads = [(intra, inter) for intra in counts for inter in counts]
+    if args.torch_settings is None:
+        args.torch_settings = [(threads, wait) for threads in counts for wait in WAITS]
+    return args
 
 
 # ---------------------------------------------------------------------- TensorFlow side
-def setup_tf(threads):
+def setup_tf(intra, inter):
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
     return tf
 
 
@@ -247,95 +315,165 @@ class ProbaeTrainer:
 
 
 class TorchTrainer:
-    """A plain PyTorch loop of the same maths (CPU, the same thread count).
-
-    It runs in its own process (spawned, without TensorFlow): torch's OpenMP threads and
-    TensorFlow's thread pools in one process slow each other down by orders of magnitude
-    on a busy machine.
-    """
+    """A plain PyTorch loop of the same maths (CPU), run in a worker process of its own."""
 
     def __init__(self, kind, x, threads, seed=0):
-        import multiprocessing as mp
-        import tempfile
-
-        self._dir = tempfile.mkdtemp(prefix="probae-bench-")
-        path = os.path.join(self._dir, "x.npy")
-        np.save(path, x)
-        ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_torch_worker, args=(child, kind, path, threads, seed),
-                                daemon=True)
-        self.proc.start()
-        msg = self.conn.recv()
-        if isinstance(msg, Exception):
-            raise msg
-
-    def epoch(self, steps):
-        self.conn.send(steps)
-        return self.conn.recv()
-
-    def close(self):
-        self.conn.send(None)
-        self.proc.join(10)
-        import shutil
-
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _torch_worker(conn, kind, path, threads, seed):
-    # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning
-    # threads starve each other (measured here: 2 threads ran 30x slower spinning).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
         import torch
         from torch import nn
 
         torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
         torch.manual_seed(seed)
-        x = np.load(path)
-        F = torch.nn.functional
+        self.torch = torch
         if kind == "mlp":
-            enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200),
-                                nn.Tanh(), nn.Linear(200, 100))
-            dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200),
-                                nn.Tanh(), nn.Linear(200, 784))
-            data = torch.from_numpy(x)
+            self.enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200),
+                                     nn.Tanh(), nn.Linear(200, 100))
+            self.dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200),
+                                     nn.Tanh(), nn.Linear(200, 784))
+            self.data = torch.from_numpy(x)
         else:
-            enc = nn.Sequential(
+            self.enc = nn.Sequential(
                 nn.Conv2d(1, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
                 nn.Flatten(), nn.Linear(7 * 7 * 64, 256), nn.ReLU(), nn.Linear(256, 32))
-            dec = nn.Sequential(
+            self.dec = nn.Sequential(
                 nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 7 * 7 * 64), nn.ReLU(),
                 nn.Unflatten(1, (64, 7, 7)),
                 nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1), nn.ReLU(),
                 nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
                 nn.Conv2d(32, 1, 3, 1, 1))
-            data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        params = list(enc.parameters()) + list(dec.parameters())
-        opt = torch.optim.Adam(params, lr=1e-3)
-        conn.send("ready")
-    except Exception as err:  # reported to the parent
-        conn.send(err)
-        return
-    while True:
-        steps = conn.recv()
-        if steps is None:
-            return
+            self.data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        params = list(self.enc.parameters()) + list(self.dec.parameters())
+        self.opt = torch.optim.Adam(params, lr=1e-3)
+
+    def epoch(self, steps):
+        torch, F = self.torch, self.torch.nn.functional
         t0, c0 = time.perf_counter(), time.process_time()
-        perm = torch.randperm(len(data))[: steps * BATCH].view(steps, BATCH)
+        perm = torch.randperm(len(self.data))[: steps * BATCH].view(steps, BATCH)
         for idx in perm:
-            xb = data[idx]
-            loc, raw = enc(xb).chunk(2, dim=-1)
+            xb = self.data[idx]
+            loc, raw = self.enc(xb).chunk(2, dim=-1)
             scale = F.softplus(raw) + 1e-4
             z = loc + scale * torch.randn_like(loc)
-            logits = dec(z)
+            logits = self.dec(z)
             log_px = -F.binary_cross_entropy_with_logits(logits, xb, reduction="none").flatten(1).sum(-1)
             kl = (0.5 * (loc**2 + scale**2) - scale.log() - 0.5).sum(-1)
             loss = -(log_px - kl).mean()
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-        conn.send((time.perf_counter() - t0, time.process_time() - c0))
+            self.opt.step()
+        return time.perf_counter() - t0, time.process_time() - c0
+
+
+# ---------------------------------------------------------------------- worker processes
+def load_x(path, kind):
+    x = np.load(path)
+    return x if kind == "mlp" else x.reshape(-1, 28, 28, 1)
+
+
+def build_tf(path, kind, intra, inter, jits, spe):
+    """The TensorFlow contestants, under one intra-/inter-op thread setting."""
+    tf = setup_tf(intra, inter)
+    x = load_x(path, kind)
+    contestants = {}
+    for jit in jits:
+        tag = "xla" if jit else "graph"
+        contestants[f"probae fit ({tag})"] = ProbaeTrainer(tf, kind, x, jit)
+        contestants[f"tf loop ({tag})"] = HandTrainer(tf, kind, x, jit)
+    if spe > 0:
+        contestants[f"probae fit (graph, spe={spe})"] = ProbaeTrainer(
+            tf, kind, x, False, steps_per_execution=spe)
+    return contestants
+
+
+def build_torch(path, kind, threads):
+    return {"torch loop": TorchTrainer(kind, load_x(path, kind), threads)}
+
+
+class Worker:
+    """A spawned process holding the contestants of one setting.
+
+    ``env`` goes into the child's ``os.environ`` before it imports anything (None unsets a
+    variable); ``build(*args)`` then returns ``{name: trainer}`` there. ``call(name,
+    attr, *args)`` returns ``trainer.attr(*args)``, or the attribute itself if it is not
+    callable. Between calls the process is stopped (SIGSTOP, where the platform has it), so
+    it takes no CPU from the contestant being timed.
+    """
+
+    def __init__(self, env, build, *args):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, env, build, args), daemon=True)
+        self.proc.start()
+
+    def _signal(self, name):
+        sig = getattr(signal, name, None)
+        if sig is not None and self.proc.is_alive():
+            os.kill(self.proc.pid, sig)
+
+    def _recv(self):
+        out = self.conn.recv()
+        self._signal("SIGSTOP")
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def ready(self):
+        """Waits until the child has built its contestants; returns their names."""
+        return self._recv()
+
+    def call(self, name, attr, *args):
+        self._signal("SIGCONT")
+        self.conn.send((name, attr, args))
+        return self._recv()
+
+    def close(self):
+        if self.conn.closed:
+            return
+        self._signal("SIGCONT")
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.conn.close()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+
+def _serve(conn, env, build, args):
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        trainers = build(*args)
+        conn.send(list(trainers))
+        while (msg := conn.recv()) is not None:
+            name, attr, call_args = msg
+            value = getattr(trainers[name], attr)
+            conn.send(value(*call_args) if callable(value) else value)
+    except Exception:  # reported to the parent, with the child's traceback
+        conn.send(RuntimeError(traceback.format_exc()))
+
+
+def start_workers(stack, path, kind, args, jits, use_torch):
+    """One worker per setting; returns ``{contestant: {setting: worker}}``."""
+    workers = {}
+    for intra, inter in args.tf_threads:
+        workers[f"intra={intra} inter={inter}"] = Worker(
+            {}, build_tf, path, kind, intra, inter, jits, args.spe)
+    for threads, wait in args.torch_settings if use_torch else []:
+        workers[f"threads={threads} wait={wait}"] = Worker(
+            {"OMP_WAIT_POLICY": None if wait == "default" else wait}, build_torch, path, kind,
+            threads)
+    for worker in workers.values():
+        stack.callback(worker.close)
+    options = {}
+    for setting, worker in workers.items():  # they start up side by side
+        for name in worker.ready():
+            options.setdefault(name, {})[setting] = worker
+    return options
 
 
 # ---------------------------------------------------------------------- likelihood
@@ -397,8 +535,10 @@ def interleave(contestants, reps, work):
             t0, c0 = time.perf_counter(), time.process_time()
             out = work(name, obj)
             times[name].append(out or (time.perf_counter() - t0, time.process_time() - c0))
-        print(f"  rep {r + 1}/{reps}: " + ", ".join(
-            f"{n} {times[n][-1][0]:.2f}s" for n in contestants), flush=True)
+        line = f"rep {r + 1}/{reps}: " + ", ".join(
+            f"{n} {times[n][-1][0]:.2f}s" for n in contestants)
+        print(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="      "),
+              flush=True)
     return times
 
 
@@ -427,9 +567,49 @@ def machine():
     return info
 
 
+def choose_settings(options, steps, reps):
+    """The selection phase: ``reps`` interleaved epochs of every (contestant, setting) pair.
+
+    Returns ``{contestant: winning setting}`` (most examples per wall second, median) and
+    ``{contestant: {setting: {examples_per_s, examples_per_cpu_s, seconds}}}`` for the
+    contestants that had more than one setting to try.
+    """
+    pairs = {(name, setting): worker for name, by_setting in options.items()
+             if len(by_setting) > 1 for setting, worker in by_setting.items()}
+    best = {name: next(iter(by_setting)) for name, by_setting in options.items()}
+    if not pairs:
+        return best, {}
+    print(f"  selection: {reps} epochs of each of {len(pairs)} (contestant, setting) pairs",
+          flush=True)
+    labelled = {f"{name} [{setting}]": (worker, name) for (name, setting), worker in pairs.items()}
+    times = interleave(labelled, reps, lambda label, job: job[0].call(job[1], "epoch", steps))
+    wall, cpu = medians(times, steps * BATCH)
+    tried = {}
+    for (name, setting), label in zip(pairs, labelled):
+        tried.setdefault(name, {})[setting] = {
+            "examples_per_s": wall[label], "examples_per_cpu_s": cpu[label],
+            "seconds": times[label]}
+    for name, by_setting in tried.items():
+        best[name] = max(by_setting, key=lambda s: by_setting[s]["examples_per_s"])
+    return best, tried
+
+
+def print_training(wall, cpu, best, tried, args):
+    print(f"  {'':32s} {'setting':22s} {'ex/s':>9s} {'ex/cpu-s':>9s}   (medians of {args.reps})")
+    for n in wall:
+        print(f"  {n:32s} {best[n]:22s} {wall[n]:9.0f} {cpu[n]:9.0f}")
+    if tried:
+        print(f"  settings tried ({args.select_reps} epochs each, medians; * = chosen):")
+    for n, by_setting in tried.items():
+        for i, (setting, r) in enumerate(by_setting.items()):
+            mark = "*" if setting == best[n] else " "
+            print(f"  {n if i == 0 else '':32s}{mark}{setting:22s} {r['examples_per_s']:9.0f} "
+                  f"{r['examples_per_cpu_s']:9.0f}")
+
+
 def main(argv=None):
     args = parse_args(argv)
-    tf = setup_tf(args.threads)
+    tf = setup_tf(args.threads, args.threads)  # this process: log_likelihood only
     from probae import datasets
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -438,66 +618,18 @@ def main(argv=None):
             raise SystemExit(f"--models: unknown model {m!r} (expected mlp, conv)")
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     use_torch = not args.no_torch
-    if use_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print("PyTorch not installed (pip install 'probae[bench]'): skipping the torch loop")
-            use_torch = False
+    if use_torch and importlib.util.find_spec("torch") is None:
+        print("PyTorch not installed (pip install 'probae[bench]'): skipping the torch loop")
+        use_torch = False
 
     x_train, _, x_test = datasets.load_binarized_mnist()
     results = {"machine": machine(), "args": vars(args), "train": {}, "ratios": {}}
-    for kind in models:
-        steps = args.steps or len(x_train) // BATCH
-        if kind == "conv" and args.conv_steps:
-            steps = args.conv_steps
-        x = x_train if kind == "mlp" else x_train.reshape(-1, 28, 28, 1)
-        print(f"\n== {kind} VAE: {steps} steps of {BATCH} per epoch, {args.reps} reps ==", flush=True)
-        contestants = {}
-        for jit in jits:
-            tag = "xla" if jit else "graph"
-            contestants[f"probae fit ({tag})"] = ProbaeTrainer(tf, kind, x, jit)
-            contestants[f"tf loop ({tag})"] = HandTrainer(tf, kind, x, jit)
-        if args.spe > 0:
-            contestants[f"probae fit (graph, spe={args.spe})"] = ProbaeTrainer(
-                tf, kind, x, False, steps_per_execution=args.spe)
-        default_jit = ProbaeTrainer(tf, kind, x[:BATCH], None).jit
-        if use_torch:
-            contestants["torch loop"] = TorchTrainer(kind, x, args.threads)
-        print("  warm-up (tracing/compiling) ...", flush=True)
-        for obj in contestants.values():
-            obj.epoch(min(steps, 20))
-        times = interleave(contestants, args.reps, lambda name, obj: obj.epoch(steps))
-        wall, cpu = medians(times, steps * BATCH)
-        setup = {n: statistics.median(o.setup_s) for n, o in contestants.items()
-                 if isinstance(o, ProbaeTrainer)}
-        results["train"][kind] = {"examples_per_s": wall, "examples_per_cpu_s": cpu,
-                                  "seconds": times, "fit_setup_s": setup,
-                                  "default_jit_compile": default_jit}
-        print(f"  {'':42s} {'ex/s':>9s} {'ex/cpu-s':>9s}   (medians of {args.reps})")
-        for n in wall:
-            print(f"  {n:42s} {wall[n]:9.0f} {cpu[n]:9.0f}")
-        print(f"  probae fit set-up per call (excluded above): "
-              + ", ".join(f"{n} {v:.2f}s" for n, v in setup.items()))
-        print(f"  probae's default: jit_compile={default_jit}")
-        ratios = results["ratios"].setdefault(kind, {})
-        for jit in jits:
-            tag = "xla" if jit else "graph"
-            for label, speed in (("wall", wall), ("cpu", cpu)):
-                ratios[f"probae/tf ({tag}, {label})"] = (
-                    speed[f"probae fit ({tag})"] / speed[f"tf loop ({tag})"])
-        if args.spe > 0 and False in jits:
-            for label, speed in (("wall", wall), ("cpu", cpu)):
-                ratios[f"probae spe={args.spe}/tf (graph, {label})"] = (
-                    speed[f"probae fit (graph, spe={args.spe})"] / speed["tf loop (graph)"])
-        if use_torch:
-            dtag = "xla" if default_jit and True in jits else "graph"
-            for label, speed in (("wall", wall), ("cpu", cpu)):
-                ratios[f"probae default/torch ({label})"] = (
-                    speed[f"probae fit ({dtag})"] / speed["torch loop"])
-                best = max(v for n, v in speed.items() if n.startswith("probae fit"))
-                ratios[f"probae best/torch ({label})"] = best / speed["torch loop"]
-            contestants["torch loop"].close()
+    with tempfile.TemporaryDirectory(prefix="probae-bench-") as tmp:
+        path = os.path.join(tmp, "x.npy")
+        np.save(path, x_train)
+        for kind in models:
+            results["train"][kind], results["ratios"][kind] = bench_training(
+                kind, path, x_train, tf, args, jits, use_torch)
 
     if not args.no_ll and "mlp" in models:
         results["log_likelihood"] = bench_log_likelihood(tf, x_train, x_test, args, jits)
@@ -505,7 +637,8 @@ def main(argv=None):
             results["ratios"].setdefault("log_likelihood", {})[k] = v
 
     results["machine"]["load_avg_end"] = os.getloadavg()
-    print("\n== ratios (examples/s, medians; > 1 means probae is faster) ==")
+    print("\n== ratios (examples/s, medians, each contestant under its best setting; "
+          "> 1 means probae is faster) ==")
     for group, rs in results["ratios"].items():
         for name, r in rs.items():
             print(f"  {group:15s} {name:34s} {r:6.3f}")
@@ -514,6 +647,59 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=str)
     return results
+
+
+def bench_training(kind, path, x_train, tf, args, jits, use_torch):
+    """Selection and timed phases for one model; returns its results and its ratios."""
+    steps = args.steps or len(x_train) // BATCH
+    if kind == "conv" and args.conv_steps:
+        steps = args.conv_steps
+    print(f"\n== {kind} VAE: {steps} steps of {BATCH} per epoch, {args.reps} reps ==", flush=True)
+    with contextlib.ExitStack() as stack:
+        print("  starting a process per setting ...", flush=True)
+        options = start_workers(stack, path, kind, args, jits, use_torch)
+        print("  warm-up (tracing/compiling) ...", flush=True)
+        for name, by_setting in options.items():
+            for worker in by_setting.values():
+                worker.call(name, "epoch", min(steps, 20))
+        best, tried = choose_settings(options, steps, args.select_reps)
+        for worker in {w for by_setting in options.values() for w in by_setting.values()}:
+            if all(options[name].get(best[name]) is not worker for name in options):
+                worker.close()  # no contestant chose this setting
+        contestants = {name: (options[name][best[name]], name) for name in options}
+        print("  timed phase, each contestant under its best setting", flush=True)
+        times = interleave(contestants, args.reps,
+                           lambda name, job: job[0].call(job[1], "epoch", steps))
+        setup = {n: statistics.median(w.call(n, "setup_s")) for n, (w, _) in contestants.items()
+                 if n.startswith("probae fit")}
+    wall, cpu = medians(times, steps * BATCH)
+    x = x_train if kind == "mlp" else x_train.reshape(-1, 28, 28, 1)
+    default_jit = ProbaeTrainer(tf, kind, x[:BATCH], None).jit
+    train = {"examples_per_s": wall, "examples_per_cpu_s": cpu, "seconds": times,
+             "setting": best, "settings_tried": tried, "fit_setup_s": setup,
+             "default_jit_compile": default_jit}
+    print_training(wall, cpu, best, tried, args)
+    print("  probae fit set-up per call (excluded above): "
+          + ", ".join(f"{n} {v:.2f}s" for n, v in setup.items()))
+    print(f"  probae's default: jit_compile={default_jit}")
+    ratios = {}
+    for jit in jits:
+        tag = "xla" if jit else "graph"
+        for label, speed in (("wall", wall), ("cpu", cpu)):
+            ratios[f"probae/tf ({tag}, {label})"] = (
+                speed[f"probae fit ({tag})"] / speed[f"tf loop ({tag})"])
+    if args.spe > 0 and False in jits:
+        for label, speed in (("wall", wall), ("cpu", cpu)):
+            ratios[f"probae spe={args.spe}/tf (graph, {label})"] = (
+                speed[f"probae fit (graph, spe={args.spe})"] / speed["tf loop (graph)"])
+    if use_torch:
+        dtag = "xla" if default_jit and True in jits else "graph"
+        for label, speed in (("wall", wall), ("cpu", cpu)):
+            ratios[f"probae default/torch ({label})"] = (
+                speed[f"probae fit ({dtag})"] / speed["torch loop"])
+            best_fit = max(v for n, v in speed.items() if n.startswith("probae fit"))
+            ratios[f"probae best/torch ({label})"] = best_fit / speed["torch loop"]
+    return train, ratios
 
 
 def bench_log_likelihood(tf, x_train, x_test, args, jits):

@@ -40,9 +40,8 @@ def main(args):
         model.fit(x_train, epochs=args.epochs, batch_size=128, verbose=args.verbose)
         terms = model.elbo(x_test, return_terms=True, seed=0)
         # KL per latent dimension of the Gaussian posterior against N(0, I), averaged.
-        q = model.encode(x_test)
-        mu, sigma = q.mean().numpy(), q.stddev().numpy()
-        kl_dims = np.mean(0.5 * (mu**2 + sigma**2 - 1.0) - np.log(sigma), axis=0)
+        kl_dims = np.mean(probae.estimators.kl_per_dimension(
+            model.encode(x_test), model.prior_distribution()), axis=0)
         active = int(np.sum(kl_dims > 0.1))
         order = list(np.argsort(-kl_dims))  # most informative dimensions first
         plotting.plot_traversals(model, x_test[0], dims=order,

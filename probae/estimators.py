@@ -57,8 +57,8 @@ __all__ = [
 ]
 
 # Upper bound on the decoder outputs (rows x features) of one chunk: about 4 MB of
-# float32 per tensor whatever k and the batch size are (BENCHMARKS.md, "Likelihood
-# evaluation", has the speed this choice gives).
+# float32 per tensor whatever k and the batch size are (BENCHMARKS.md, "Test NLL on
+# binarized MNIST", has the speed this choice gives).
 MAX_ELEMENTS = 2**20
 
 TERMS = ("log_likelihood", "elbo", "reconstruction", "kl", "effective_sample_size", "mc_stderr")

@@ -1,4 +1,4 @@
-"""Shared test setup: local datasets, seeds, quiet TensorFlow."""
+"""Shared test setup: local datasets (and MNIST subsets from them), seeds, quiet TensorFlow."""
 
 import os
 import pathlib
@@ -30,3 +30,24 @@ def _seed():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+N_TRAIN, N_TEST = 5000, 1000
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    """Grey-level MNIST vectors in [0, 1]: (x, y, x_test, y_test) subsets."""
+    import probae
+
+    (x, y), (xt, yt) = probae.datasets.load_mnist(flatten=True)
+    return x[:N_TRAIN], y[:N_TRAIN], xt[:N_TEST], yt[:N_TEST]
+
+
+@pytest.fixture(scope="session")
+def binarized(data_dir):
+    """Binarized MNIST (the likelihood benchmark): (x, x_test) subsets."""
+    import probae
+
+    x, _, xt = probae.datasets.load_binarized_mnist()
+    return x[:N_TRAIN], xt[:N_TEST]

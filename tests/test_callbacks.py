@@ -1,12 +1,24 @@
-"""beta schedules (probae.callbacks): closed-form values, what fit logs, what training uses."""
+"""Callbacks (probae.callbacks): beta schedules (closed-form values, what fit logs, what
+training uses), the NaN guard, and exact resuming of killed training with
+BackupAndRestore."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import probae
 from probae.callbacks import CyclicalBetaSchedule, LinearBetaWarmup
 
 
+# --------------------------------------------------------------- beta schedules
 def _data(n=200, d=12, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.random((n, d)) < 0.3).astype("float32")
@@ -78,7 +90,7 @@ def test_bad_schedules(make, error, argument):
 
 
 def test_schedule_rejects_iwae_model():
-    model = probae.IWAE((12,), 2, hidden_units=(8,))
+    model = probae.VAE((12,), 2, objective=probae.IWAE(), hidden_units=(8,))
     with pytest.raises(ValueError, match="objective"):
         model.fit(_data(), epochs=1, verbose=0, callbacks=[LinearBetaWarmup(2)])
 
@@ -89,3 +101,132 @@ def test_negative_beta_rejected():
     model = _tiny_vae()
     with pytest.raises(ValueError, match="beta"):
         model.beta = -0.5
+
+
+# -------------------------------------------------------------------- NaN guard
+def _nan_dataset(bad_batch):
+    x = np.random.default_rng(0).random((48, 6)).astype("float32")
+    x[bad_batch * 8 + 3, 2] = np.nan  # batches of 8: batch `bad_batch` (0-based) has a NaN
+    return tf.data.Dataset.from_tensor_slices(x).batch(8)
+
+
+def test_nan_stops_training_at_once_and_keeps_last_backup(tmp_path):
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    backup = probae.BackupAndRestore(tmp_path / "backup", save_freq=1)
+    with pytest.raises(probae.NonFiniteLossError, match=r"epoch 1, batch 3 \(optimizer step 3\)"):
+        model.fit(_nan_dataset(2), epochs=2, verbose=0, shuffle=False, callbacks=[backup])
+    state = json.loads((tmp_path / "backup" / "probae_state.json").read_text())
+    assert state["batches_done"] == 2  # the backup of the last good step is kept
+    restored = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    restored.compile()
+    restored.optimizer.build(restored.trainable_variables)
+    restored.load_weights(tmp_path / "backup" / state["weights"])
+    assert all(np.all(np.isfinite(w)) for w in restored.get_weights())
+    assert int(restored.optimizer.iterations.numpy()) == 2
+
+
+def test_nan_guard_names_the_group_of_steps_run_together():
+    # No batch-level callback: compile's steps_per_execution="auto" runs 10 steps a call,
+    # so the guard sees the NaN after the group and names its range of batches.
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    x = np.random.default_rng(0).random((160, 6)).astype("float32")
+    x[13 * 8 + 3, 2] = np.nan  # batch 14 (1-based) of 20
+    data = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    with pytest.raises(
+        probae.NonFiniteLossError,
+        match=r"epoch 1, one of batches 11-20 .*optimizer steps 11-20",
+    ):
+        model.fit(data, epochs=1, verbose=0)
+    assert model.steps_per_execution == 10
+
+
+def test_without_guard_keras_trains_on_with_nan():
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    history = model.fit(_nan_dataset(0), epochs=1, verbose=0, shuffle=False, stop_on_nan=False)
+    assert np.isnan(history.history["loss"][-1])
+
+
+def test_guard_is_not_added_twice():
+    guard = probae.StopOnNaN()
+    assert probae.callbacks.with_nan_guard([guard]) == [guard]
+    assert isinstance(probae.callbacks.with_nan_guard(None)[0], probae.StopOnNaN)
+
+
+# -------------------------------------------------- killed and resumed training
+WORKER = pathlib.Path(__file__).with_name("resume_worker.py")
+
+
+def _start(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _kill_when(proc, marker, timeout=240):
+    """Waits for ``marker`` (written by the worker just before it blocks), then SIGKILLs."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{proc.stdout.read().decode()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("worker never reached the kill point")
+        time.sleep(0.05)
+    time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def _finish(proc, timeout=240):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out.decode()[-3000:]
+
+
+def test_killed_training_resumes_exactly_reproducibly_and_saves_atomically(tmp_path):
+    """Four fresh processes (two at a time):
+
+    a: an uninterrupted run; b: the same run with BackupAndRestore every 2 steps, killed
+    with SIGKILL after global step 8 (epoch 2, batch 2 of 6); c: b restarted with the same
+    command, which then saves its model and is SIGKILLed half-way through a second save
+    of the same file; d: the uninterrupted run again. Then a == d (same seed, fresh
+    processes) and a == c (resumed mid-epoch), bit for bit, and c's model file is intact.
+    """
+    a, b, c, d = (tmp_path / n for n in "abcd")
+    backup = tmp_path / "backup"
+    proc_a = _start(a)
+    proc_b = _start(b, "--backup", backup, "--block-at-step", 8)
+    _kill_when(proc_b, b / "blocked")
+    state = json.loads((backup / "probae_state.json").read_text())
+    assert (state["epoch"], state["batches_done"]) == (1, 2)  # a mid-epoch backup
+    assert not (b / "result.npz").exists()
+    _finish(proc_a)
+
+    target = c / "model.keras"
+    proc_c = _start(c, "--backup", backup, "--block-during-save", target)
+    proc_d = _start(d)
+    _kill_when(proc_c, c / "saving")
+    _finish(proc_d)
+
+    ra, rc, rd = (np.load(p / "result.npz") for p in (a, c, d))
+    assert int(ra["epochs_run"]) == 3 and int(rc["epochs_run"]) == 2  # resumed at epoch 2
+    assert not backup.exists()  # removed once training completed
+    for key in ra.files:
+        if key == "epochs_run":
+            continue
+        np.testing.assert_array_equal(ra[key], rd[key], err_msg=f"same seed, {key}")
+        np.testing.assert_array_equal(ra[key], rc[key], err_msg=f"resumed, {key}")
+    assert np.all(np.isfinite(ra["log_likelihood"])) and np.all(ra["log_likelihood"] < 0)
+
+    # The kill left a partial temporary file beside the target; the target is intact.
+    leftovers = [p for p in c.iterdir() if p.name.startswith(".model.tmp-")]
+    assert len(leftovers) == 1
+    with pytest.raises(probae.InvalidModelFileError):
+        probae.load_model(leftovers[0])
+    model = probae.load_model(target)
+    weights = [ra[f"arr_{i}"] for i in range(len(model.get_weights()))]
+    for got, want in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(got, want)

@@ -1,5 +1,6 @@
 """Input adaptation (probae.inputs): arrays and datasets become the same validated batches."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,3 +43,45 @@ def test_loop_options_are_checked():
     inputs.check_loop_options(kwargs, "epochs")
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         inputs.check_loop_options({"epochs": 0}, "epochs")
+
+
+def small_vae(**kwargs):
+    return probae.VAE((784,), 8, hidden_units=(64,), activation="tanh", **kwargs)
+
+
+def test_fit_accepts_arrays_datasets_generators_and_pydatasets(binarized):
+    x = binarized[0][:400]
+
+    def gen():
+        while True:
+            for i in range(0, 400, 100):
+                yield x[i : i + 100]
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return x[i * 100 : (i + 1) * 100]
+
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(100)
+    model = small_vae()
+    for data, kwargs in [
+        (x, {"batch_size": 100}),
+        (ds, {}),
+        (gen(), {"steps_per_epoch": 4}),
+        (Batches(), {}),
+    ]:
+        hist = model.fit(data, epochs=1, verbose=0, **kwargs)
+        assert np.isfinite(hist.history["loss"][0])
+    # an unbuilt model builds from a PyDataset ...
+    fresh = probae.ProbabilisticAutoencoder(probae.GaussianEncoder(3), probae.BernoulliDecoder())
+    fresh.fit(Batches(), epochs=1, verbose=0)
+    assert fresh.event_shape == (784,)
+    # ... and says what to do with a generator
+    fresh = probae.ProbabilisticAutoencoder(probae.GaussianEncoder(3), probae.BernoulliDecoder())
+    with pytest.raises(ValueError, match="input_shape"):
+        fresh.fit(gen(), steps_per_epoch=2, epochs=1, verbose=0)
+
+
+# -------------------------------------------------------------- mixed precision

@@ -1,6 +1,6 @@
-"""A training process for tests/test_reliability.py (run as a subprocess, killed with SIGKILL).
+"""A training process for tests/test_callbacks.py (run as a subprocess, killed with SIGKILL).
 
-    python tests/reliability_worker.py OUT_DIR [--backup DIR] [--block-at-step N]
+    python tests/resume_worker.py OUT_DIR [--backup DIR] [--block-at-step N]
         [--block-during-save PATH]
 
 Trains a small VAE on fixed synthetic binary data with ``probae.set_seed(7)``,

@@ -1,6 +1,5 @@
-"""Tabular decoders: Student-t and mixed column types (closed forms, support, serialization)."""
-
-import math
+"""Decoders (probae.decoders): the tabular Student-t and mixed column-type decoders (closed
+forms, support, serialization), and saturated network outputs."""
 
 import keras
 import numpy as np
@@ -9,7 +8,9 @@ import scipy.stats
 import tensorflow as tf
 
 import probae
-from probae.tabular import Columnwise, MixedDecoder, StudentTDecoder
+from probae.decoders import MixedDecoder, StudentTDecoder
+from probae.distributions import Columnwise
+
 
 TYPES = ["gaussian", 3, "bernoulli", "student_t", "gaussian", 2]
 
@@ -141,8 +142,20 @@ def test_mixed_support_errors(column, value, match):
         MixedDecoder(TYPES).check_support(x)
 
 
-def test_columnwise_rejects_a_bad_partition():
-    comp = probae.decoders.tfd.Normal(tf.zeros((2, 2)), 1.0)
-    with pytest.raises(ValueError, match="partition"):
-        Columnwise([comp], [[0, 2]], 2)
-    assert math.isfinite(float(Columnwise([comp], [[0, 1]], 2).log_prob(tf.zeros((2, 2)))[0, 0]))
+def test_collapsed_posterior_and_saturated_logits_stay_finite():
+    """Extreme network outputs: the scale floors and the logit parameterisations hold."""
+    extreme = tf.constant([[-1e30, -1e4, -1.0, -1e-7, 0.0, 1e-7, 1.0, 1e4]], tf.float32)
+    encoder = probae.GaussianEncoder(4)
+    # means 0, 1, -1, 3; raw scales so negative that softplus underflows to 0: the floor holds
+    posterior = encoder.distribution(tf.constant([[0.0, 1.0, -1.0, 3.0, -1e30, -1e4, -100.0, -88.0]]))
+    assert np.all(posterior.stddev().numpy() >= encoder.min_scale)
+    kl = probae.estimators.kl_divergence(posterior, probae.StandardNormalPrior(4).distribution())[0]
+    assert np.all(np.isfinite(kl.numpy()))
+    for decoder in (
+        probae.BernoulliDecoder(event_shape=(8,)),
+        probae.ContinuousBernoulliDecoder(event_shape=(8,)),
+    ):
+        dist = decoder.distribution(tf.clip_by_value(extreme, -1e4, 1e4)[..., None])
+        for value in (0.0, 0.5, 1.0):
+            log_prob = dist.log_prob(tf.fill([1, 8], value)).numpy()
+            assert np.all(np.isfinite(log_prob)), (type(decoder).__name__, value, log_prob)
