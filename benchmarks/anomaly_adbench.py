@@ -91,8 +91,8 @@ def main(args):
     if args.trim_fraction is not None:
         kwargs["trim_fraction"] = args.trim_fraction
     header = (
-        f"| dataset | n x d | probae AUROC | IForest AUROC | probae AP | IForest AP | "
-        f"PyOD-VAE AUROC (published) | probae s/fit |"
+        "| dataset | n x d | probae AUROC | IForest AUROC | probae AP | IForest AP | "
+        "PyOD-VAE AUROC (published) | probae s/fit |"
     )
     print(header)
     print("|" + "---|" * 8)
