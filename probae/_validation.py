@@ -91,7 +91,7 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
-def as_float_array(x, name, event_shape=None, allow_empty=False):
+def as_float_array(x, name, event_shape=None, allow_empty=False, allow_nan=False):
     """Converts ``x`` to a float32 NumPy array of shape ``[batch, *event_shape]``.
 
     Args:
@@ -100,6 +100,8 @@ def as_float_array(x, name, event_shape=None, allow_empty=False):
         event_shape: expected shape of one example, or None to accept any rank >= 2
             (a batch of vectors or larger).
         allow_empty: accept a batch of zero examples.
+        allow_nan: accept NaN (missing entries, for models that marginalise them);
+            infinities are still refused.
 
     Returns:
         A float32 ``np.ndarray``.
@@ -149,7 +151,7 @@ def as_float_array(x, name, event_shape=None, allow_empty=False):
         )
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} must hold at least one example. Received: an empty batch of shape {arr.shape}")
-    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr) | (allow_nan & np.isnan(arr))):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(
             f"{name} must contain only finite values. Received: {name} with {bad} NaN or "
@@ -158,7 +160,7 @@ def as_float_array(x, name, event_shape=None, allow_empty=False):
     if arr.dtype != np.float32:
         with np.errstate(over="ignore"):
             arr = arr.astype(np.float32)
-        if arr.size and not np.all(np.isfinite(arr)):
+        if arr.size and not np.all(np.isfinite(arr) | (allow_nan & np.isnan(arr))):
             raise ValueError(
                 f"{name} must fit in float32 (|values| < 3.4e38). Received: {name} with values "
                 "that overflow float32; rescale it."

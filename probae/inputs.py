@@ -37,12 +37,23 @@ LOOP_OPTIONS = (
 
 
 def check_x(model, x, name="x"):
-    """x as a float32 array of the model's event shape (building the model from it)."""
-    arr = as_float_array(x, name, event_shape=model.event_shape)
+    """x as a float32 array of the model's event shape (building the model from it).
+
+    NaN marks a missing entry, accepted only by a model whose encoder and decoder both
+    declare ``allows_missing = True`` (they marginalise missing entries).
+    """
+    arr = as_float_array(x, name, event_shape=model.event_shape, allow_nan=allows_missing(model))
     if not model.built:
         model.build((None, *arr.shape[1:]))
     model.decoder.check_support(arr, name)
     return arr
+
+
+def allows_missing(model):
+    """Whether the model's encoder and decoder both handle NaN as a missing entry."""
+    return bool(getattr(model.encoder, "allows_missing", False)) and bool(
+        getattr(model.decoder, "allows_missing", False)
+    )
 
 
 def check_condition(model, condition, n, name="condition"):
