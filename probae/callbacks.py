@@ -10,8 +10,9 @@
   it appears in ``History.history["beta"]`` (and in CSVLogger, TensorBoard, ...).
   ``schedule.betas`` lists every (t, beta) the callback set.
 - ``StopOnNaN`` (on by default in ``ProbabilisticAutoencoder.fit``): stops training at the
-  first step whose loss is NaN or infinite, naming the step, before any later callback can
-  write a checkpoint of the broken weights.
+  first step whose loss is NaN or infinite, or whose update left a weight (or an
+  optimizer slot) NaN or infinite, naming the step, before any later callback can write a
+  checkpoint of the broken weights.
 - ``BackupAndRestore``: ``keras.callbacks.BackupAndRestore`` made exact for mid-epoch
   interruptions: backups are committed atomically, and a resumed run skips the batches of
   the interrupted epoch that were already trained on, so a run killed at any step and
@@ -22,8 +23,13 @@ import json
 import math
 import numbers
 import os
+import socket
+import warnings
+import weakref
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from probae._validation import check_non_negative_float, check_positive_int
 from probae.saving import replace_atomically
@@ -36,6 +42,7 @@ __all__ = [
     "StopOnNaN",
     "BackupAndRestore",
     "with_nan_guard",
+    "weights_are_finite",
 ]
 
 PER = ("epoch", "step")
@@ -168,31 +175,104 @@ class CyclicalBetaSchedule(BetaSchedule):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised by ``StopOnNaN`` when a training step produces a NaN or infinite loss."""
+    """Raised by ``StopOnNaN`` when a training step produces a NaN or infinite loss or
+    leaves non-finite weights, and by ``BackupAndRestore`` instead of writing them."""
+
+
+def _float_variables(model):
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        variables += list(optimizer.variables)
+    seen, out = set(), []
+    for v in variables:
+        if id(v) not in seen and np.dtype(v.dtype).kind == "f":
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+_CHECKS = weakref.WeakKeyDictionary()  # model -> (variable ids, compiled check)
+
+
+def _finite_check(model):
+    """A callable returning whether all of ``model``'s float weights and optimizer slots
+    are finite: one compiled reduction, traced once per model and set of variables (the
+    optimizer adds its slots at the first step), reading each variable once."""
+    variables = _float_variables(model)
+    key = tuple(map(id, variables))
+    cached = _CHECKS.get(model)
+    if cached is None or cached[0] != key:
+
+        @tf.function(autograph=False)
+        def all_finite():
+            return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+
+        check = (lambda: bool(all_finite())) if variables else (lambda: True)
+        cached = _CHECKS[model] = (key, check)
+    return cached[1]
+
+
+def weights_are_finite(model):
+    """Whether every float weight of ``model`` and every slot of its optimizer is finite."""
+    return _finite_check(model)()
+
+
+def _may_save_mid_epoch(callback):
+    """Whether ``callback`` may write the weights between two epochs' ends."""
+    if isinstance(callback, (keras.callbacks.ModelCheckpoint, keras.callbacks.BackupAndRestore)):
+        return getattr(callback, "save_freq", "epoch") != "epoch"
+    if isinstance(callback, (StopOnNaN, BetaSchedule)) or type(callback).__module__.startswith("keras."):
+        return False
+    base = keras.callbacks.Callback
+    hooks = ("on_train_batch_end", "on_batch_end", "on_train_batch_begin", "on_batch_begin")
+    return any(getattr(type(callback), h, None) is not getattr(base, h) for h in hooks)
 
 
 # ---------------------------------------------------------------------------- NaN guard
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite.
+    """Stops training at the first step that leaves a NaN or infinite loss or weight.
 
     Unlike ``keras.callbacks.TerminateOnNaN`` it raises ``NonFiniteLossError`` at once (in
     the same step) with a message naming the epoch and step, so training never goes on
     silently and no later callback (``ModelCheckpoint``, ``BackupAndRestore``) gets to
     overwrite the last good checkpoint with the broken weights.
     ``ProbabilisticAutoencoder.fit`` puts one first in the callback list unless
-    ``stop_on_nan=False``.
+    ``stop_on_nan=False`` (``with_nan_guard`` moves a user's guard to the front).
 
-    It reads the ``loss`` Keras already reports (the running mean over the epoch, which
-    stays non-finite once one step was): one scalar read per call. When Keras runs several
-    steps per call (``steps_per_execution`` > 1) it is called once per group of steps, and
-    names the group's range of batches and optimizer steps.
+    After every call of the training step it reads the ``loss`` Keras already reports
+    (the running mean over the epoch, which stays non-finite once one step was). The loss
+    alone is not enough: it is computed before the update, so an update that makes the
+    weights NaN (a NaN or huge learning rate, an infinite gradient) would be seen only
+    at the next step, after an epoch-end checkpoint had saved them. So the guard also
+    checks that every weight and optimizer slot is finite wherever a later callback may
+    save: at the end of every epoch and of training, and after every call of the step
+    when another callback may save mid-epoch (a ``ModelCheckpoint`` or
+    ``BackupAndRestore`` with a save_freq in batches, or any callback with batch hooks
+    of its own; ``with_nan_guard`` looks at the list). The check is one compiled
+    reduction over the variables, traced once per model; its cost is in the README's
+    reliability section. When Keras runs several steps per call
+    (``steps_per_execution`` > 1) it is called once per group of steps, and names the
+    group's range of batches and optimizer steps.
+
+    Args:
+        monitor: the logged value to check.
+        check_weights: "auto" (the default: as described above), True (after every call
+            of the step as well) or False (the loss only).
     """
 
     supports_steps_per_execution = True
 
-    def __init__(self, monitor="loss"):
+    def __init__(self, monitor="loss", check_weights="auto"):
         super().__init__()
+        if check_weights not in ("auto", True, False):
+            raise ValueError(
+                "check_weights must be 'auto', True or False. Received: "
+                f"check_weights={check_weights!r}"
+            )
         self.monitor = monitor
+        self.check_weights = check_weights
+        self.every_batch = check_weights is True
         self._epoch = 0
         self._first_batch = None
 
@@ -204,40 +284,65 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        value = float(value)
-        if not math.isfinite(value):
-            first = batch if self._first_batch is None else min(self._first_batch, batch)
-            steps = (self.params or {}).get("steps")
-            if steps:  # Keras numbers a last, partial group as if it were full
-                batch = min(batch, steps - 1)
-            step = None
-            optimizer = getattr(self.model, "optimizer", None)
-            if optimizer is not None:
-                step = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            if first == batch:
-                where = f"epoch {self._epoch + 1}, batch {batch + 1}"
-                if step is not None:
-                    where += f" (optimizer step {step})"
-            else:
-                where = (
-                    f"epoch {self._epoch + 1}, one of batches {first + 1}-{batch + 1} (run "
-                    "together: steps_per_execution > 1)"
-                )
-                if step is not None:
-                    where += f", optimizer steps {step - (batch - first)}-{step}"
-            raise NonFiniteLossError(
-                f"Training stopped: the {self.monitor} became {value} at {where}. The "
-                "model's weights in memory are no longer usable; checkpoints written "
-                "before this step are intact. Common causes: a learning rate too high, "
-                "data on a very large scale (standardise it), or a likelihood that does "
-                "not fit the data's range."
+        if value is not None and not math.isfinite(float(value)):
+            self._stop(f"the {self.monitor} became {float(value)}", self._where(batch))
+        if self.every_batch:
+            self._check_weights(self._where(batch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check_weights(f"the end of epoch {epoch + 1}{self._step()}")
+
+    def on_train_end(self, logs=None):
+        self._check_weights(f"the end of training{self._step()}")
+
+    def _check_weights(self, where):
+        if self.check_weights is not False and not _finite_check(self.model)():
+            self._stop(
+                "the weights (or the optimizer's slots) became NaN or infinite in an update "
+                "whose loss, computed before it, was finite", where,
             )
+
+    def _stop(self, what, where):
+        raise NonFiniteLossError(
+            f"Training stopped: {what}, at {where}. The model's weights in memory are no "
+            "longer usable; checkpoints written before this step are intact (this guard "
+            "runs before every checkpoint callback). Common causes: a learning rate too "
+            "high, data on a very large scale (standardise it), or a likelihood that does "
+            "not fit the data's range."
+        )
+
+    def _step(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return ""
+        return f" (optimizer step {int(keras.ops.convert_to_numpy(optimizer.iterations))})"
+
+    def _where(self, batch):
+        first = batch if self._first_batch is None else min(self._first_batch, batch)
+        steps = (self.params or {}).get("steps")
+        if steps:  # Keras numbers a last, partial group as if it were full
+            batch = min(batch, steps - 1)
+        step = None
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        if first == batch:
+            where = f"epoch {self._epoch + 1}, batch {batch + 1}"
+            if step is not None:
+                where += f" (optimizer step {step})"
+            return where
+        where = (
+            f"epoch {self._epoch + 1}, one of batches {first + 1}-{batch + 1} (run "
+            "together: steps_per_execution > 1)"
+        )
+        if step is not None:
+            where += f", optimizer steps {step - (batch - first)}-{step}"
+        return where
 
 
 def with_nan_guard(callbacks):
-    """Returns ``callbacks`` (None, a callback or a list) with a ``StopOnNaN`` first."""
+    """Returns ``callbacks`` (None, a callback or a list) with a ``StopOnNaN`` first (a
+    given one is moved to the front, so it runs before any checkpoint callback)."""
     if callbacks is None:
         callbacks = []
     elif isinstance(callbacks, keras.callbacks.Callback):
@@ -246,9 +351,14 @@ def with_nan_guard(callbacks):
         return callbacks
     else:
         callbacks = list(callbacks)
-    if any(isinstance(cb, StopOnNaN) for cb in callbacks):
-        return callbacks
-    return [StopOnNaN()] + callbacks
+    guards = [cb for cb in callbacks if isinstance(cb, StopOnNaN)]
+    others = [cb for cb in callbacks if not isinstance(cb, StopOnNaN)]
+    guards = guards or [StopOnNaN()]
+    if any(_may_save_mid_epoch(cb) for cb in others):
+        for guard in guards:
+            if guard.check_weights == "auto":
+                guard.every_batch = True
+    return guards + others  # first, before any checkpoint callback
 
 
 # ---------------------------------------------------------------------------- resuming
@@ -275,11 +385,23 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     process: the resumed epochs see other orders, so training goes on correctly but not
     bit for bit.
 
+    It also refuses to be misled or to poison a run: it never writes a backup whose
+    weights or optimizer slots are NaN or infinite (``NonFiniteLossError``; the last good
+    backup stays), it records what the backup was written for (the model's weight shapes
+    and the number of steps per epoch) and refuses, with a ``ValueError`` naming
+    ``backup_dir``, to resume another run's backup, and it holds a lock file while
+    training, so that a second live process on the same machine using the same
+    directory is refused instead of silently resuming from the first one's state. (Two
+    runs with the same model and data size but different data cannot be told apart:
+    give each run its own directory.)
+
     Args:
         backup_dir: a directory used only by this callback.
         save_freq: "epoch" or a number of batches between backups.
         delete_checkpoint: remove the backup when training completes.
     """
+
+    LOCK = "probae.lock"
 
     @property
     def supports_steps_per_execution(self):
@@ -296,12 +418,86 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         self._real_train_function = None
         self._logs = None
         self._counter = 0
+        self._lock_path = os.path.join(os.fspath(backup_dir), self.LOCK)
 
     def _read_state(self):
         if not os.path.exists(self._state_path):
             return None
-        with open(self._state_path) as f:
-            return json.load(f)
+        try:
+            with open(self._state_path) as f:
+                state = json.load(f)
+            if not isinstance(state, dict) or not {"weights", "epoch", "batches_done"} <= set(state):
+                raise ValueError("missing keys")
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"backup_dir={os.fspath(self.backup_dir)!r} holds an unreadable backup state "
+                f"({self._state_path}: {err}). Delete the directory to start afresh."
+            ) from None
+        return state
+
+    def _run_signature(self):
+        """What a backup is only valid for: the model's weight shapes and steps per epoch."""
+        return {
+            "weight_shapes": [list(map(int, w.shape)) for w in self.model.weights],
+            "steps_per_epoch": (self.params or {}).get("steps"),
+        }
+
+    def _check_signature(self, state):
+        recorded = state.get("run")
+        if recorded is None:
+            return
+        current = self._run_signature()
+        where = f"backup_dir={os.fspath(self.backup_dir)!r}"
+        if recorded["weight_shapes"] != current["weight_shapes"]:
+            raise ValueError(
+                f"{where} holds a backup written for another model (its weights have other "
+                "shapes). Use a new backup_dir for this run, or delete the old one."
+            )
+        if None not in (recorded["steps_per_epoch"], current["steps_per_epoch"]) and (
+            recorded["steps_per_epoch"] != current["steps_per_epoch"]
+        ):
+            raise ValueError(
+                f"{where} holds a backup written for another run: "
+                f"{recorded['steps_per_epoch']} steps per epoch, where this fit has "
+                f"{current['steps_per_epoch']} (other data or batch size). Use a new "
+                "backup_dir for this run, or delete the old one."
+            )
+
+    def _acquire_lock(self):
+        """Refuses a directory held by another live process on this machine."""
+        os.makedirs(self.backup_dir, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        try:
+            with open(self._lock_path) as f:
+                holder = json.load(f)
+        except (OSError, ValueError):
+            holder = None
+        if isinstance(holder, dict) and holder.get("pid") != me["pid"]:
+            if holder.get("host") == me["host"] and _process_alive(holder.get("pid")):
+                raise ValueError(
+                    f"backup_dir={os.fspath(self.backup_dir)!r} is in use by another "
+                    f"training process (pid {holder.get('pid')}). Give each run its own "
+                    "backup_dir."
+                )
+            if holder.get("host") != me["host"]:
+                warnings.warn(
+                    f"backup_dir={os.fspath(self.backup_dir)!r} was locked by a process on "
+                    f"host {holder.get('host')!r}; taking it over. If that run is still "
+                    "going, the two runs will overwrite each other's backups.",
+                    stacklevel=2,
+                )
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                json.dump(me, f)
+
+        replace_atomically(write, self._lock_path)
+
+    def _release_lock(self):
+        try:
+            os.remove(self._lock_path)
+        except OSError:
+            pass
 
     def on_train_begin(self, logs=None):
         if not self.model.built:
@@ -315,13 +511,28 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 "compile(). Received: steps_per_execution="
                 f"{self.model.steps_per_execution}. Use save_freq='epoch' instead."
             )
+        self._acquire_lock()
         state = self._read_state()
         if state is None:
             return
+        self._check_signature(state)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        weights_path = os.path.join(self.backup_dir, state["weights"])
+        try:
+            self.model.load_weights(weights_path)
+        except Exception as err:  # a missing, truncated or foreign weights file
+            raise ValueError(
+                f"backup_dir={os.fspath(self.backup_dir)!r}: could not restore the backup "
+                f"{weights_path} ({type(err).__name__}: {str(err)[:300]}). Delete the "
+                "directory to start afresh."
+            ) from None
+        if not weights_are_finite(self.model):
+            raise ValueError(
+                f"backup_dir={os.fspath(self.backup_dir)!r}: the backup {weights_path} holds "
+                "NaN or infinite weights. Delete the directory to start afresh."
+            )
         self.model._initial_epoch = state["epoch"]
         self._current_epoch = state["epoch"]
         self._skip = state["batches_done"]
@@ -367,6 +578,13 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             self._save_model()
 
     def _save_model(self):
+        if not weights_are_finite(self.model):
+            raise NonFiniteLossError(
+                f"BackupAndRestore did not write a backup to backup_dir="
+                f"{os.fspath(self.backup_dir)!r}: the model's weights or optimizer slots are "
+                f"NaN or infinite (epoch {self._current_epoch + 1}, after batch "
+                f"{self._batches_done}). The last backup written is kept."
+            )
         os.makedirs(self.backup_dir, exist_ok=True)
         previous = self._read_state()
         self._counter += 1
@@ -380,6 +598,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             "epoch": self._current_epoch,
             "batches_done": self._batches_done,
             "counter": self._counter,
+            "run": self._run_signature(),
         }
 
         def write(tmp):
@@ -396,4 +615,19 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._skipping:
             self.model.train_function = self._real_train_function
             self._skipping = False
+        self._release_lock()
         super().on_train_end(logs)
+
+
+def _process_alive(pid):
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return False
+    return True

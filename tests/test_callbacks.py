@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -230,3 +231,113 @@ def test_killed_training_resumes_exactly_reproducibly_and_saves_atomically(tmp_p
     weights = [ra[f"arr_{i}"] for i in range(len(model.get_weights()))]
     for got, want in zip(model.get_weights(), weights):
         np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------- the guard checks the weights, not only the loss
+def _nan_learning_rate_at(epoch):
+    """A schedule that makes the learning rate NaN from ``epoch`` on: the first update of
+    that epoch makes every weight NaN while its loss (computed before the update) is finite."""
+    return keras.callbacks.LearningRateScheduler(
+        lambda e, lr: float("nan") if e >= epoch else 1e-3
+    )
+
+
+def test_nan_weights_from_an_epochs_last_step_are_never_checkpointed(tmp_path):
+    """One step per epoch: epoch 2's only update makes the weights NaN with a finite loss.
+    ModelCheckpoint and BackupAndRestore (both after the guard) must keep epoch 1's
+    finite weights, and the error must say that the weights, not the loss, went bad."""
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    checkpoint = tmp_path / "ckpt.keras"
+    callbacks = [
+        _nan_learning_rate_at(1),
+        keras.callbacks.ModelCheckpoint(checkpoint),
+        probae.BackupAndRestore(tmp_path / "backup", delete_checkpoint=False),
+    ]
+    with pytest.raises(probae.NonFiniteLossError, match=r"weights .*end of epoch 2 \(optimizer step 2\)") as info:
+        model.fit(x, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
+    assert "intact" in str(info.value)
+    assert any(not np.all(np.isfinite(w)) for w in model.get_weights())  # really poisoned
+    saved = probae.load_model(checkpoint)
+    assert all(np.all(np.isfinite(w)) for w in saved.get_weights())
+    state = json.loads((tmp_path / "backup" / "probae_state.json").read_text())
+    assert state["epoch"] == 1
+    restored = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    restored.compile()
+    restored.optimizer.build(restored.trainable_variables)
+    restored.load_weights(tmp_path / "backup" / state["weights"])
+    assert all(np.all(np.isfinite(w)) for w in restored.get_weights())
+
+
+def test_guard_is_moved_before_a_checkpoint_listed_first(tmp_path):
+    guard = probae.StopOnNaN()
+    checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / "m.keras")
+    assert probae.callbacks.with_nan_guard([checkpoint, guard]) == [guard, checkpoint]
+
+
+def test_backup_refuses_to_write_non_finite_weights(tmp_path):
+    """Even without the guard (stop_on_nan=False), BackupAndRestore never commits NaN weights."""
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    backup = probae.BackupAndRestore(tmp_path / "backup", delete_checkpoint=False)
+    with pytest.raises(probae.NonFiniteLossError, match="backup"):
+        model.fit(
+            x, epochs=2, batch_size=16, verbose=0, stop_on_nan=False,
+            callbacks=[_nan_learning_rate_at(1), backup],
+        )
+    state = json.loads((tmp_path / "backup" / "probae_state.json").read_text())
+    assert state["epoch"] == 1
+
+
+def test_backup_of_another_run_is_refused(tmp_path):
+    """A backup written for 4 steps per epoch is not resumed by a fit with 2 (other
+    data), nor by a model of another shape: a ValueError names the directory."""
+    backup = tmp_path / "backup"
+    model = probae.VAE((6,), 2, hidden_units=(8,))
+    x = (np.random.default_rng(0).random((32, 6)) < 0.5).astype("float32")
+    model.fit(x, epochs=1, batch_size=8, verbose=0,
+              callbacks=[probae.BackupAndRestore(backup, delete_checkpoint=False)])
+    assert not (backup / probae.BackupAndRestore.LOCK).exists()  # released at the end
+    with pytest.raises(ValueError, match=r"backup_dir=.*another run: 4 steps per epoch.* 2"):
+        model.fit(x[:16], epochs=2, batch_size=8, verbose=0,
+                  callbacks=[probae.BackupAndRestore(backup)])
+    other = probae.VAE((6,), 3, hidden_units=(8,))
+    with pytest.raises(ValueError, match=r"backup_dir=.*another model"):
+        other.fit(x, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[probae.BackupAndRestore(backup)])
+
+
+def test_backup_dir_in_use_by_a_live_process_is_refused(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (backup / probae.BackupAndRestore.LOCK).write_text(
+            json.dumps({"pid": holder.pid, "host": __import__("socket").gethostname()})
+        )
+        model = probae.VAE((6,), 2, hidden_units=(8,))
+        x = np.zeros((8, 6), "float32")
+        with pytest.raises(ValueError, match=rf"in use by another training process \(pid {holder.pid}\)"):
+            model.fit(x, epochs=1, verbose=0, callbacks=[probae.BackupAndRestore(backup)])
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once that process is gone, its stale lock is taken over.
+    model.fit(x, epochs=1, verbose=0, callbacks=[probae.BackupAndRestore(backup)])
+    assert not backup.exists()
+
+
+def test_mid_epoch_checkpoints_make_the_guard_check_every_step(tmp_path):
+    """ModelCheckpoint(save_freq=1) saves after every batch: the guard then checks the
+    weights after every step, so the NaN update of epoch 2's first batch is never saved."""
+    x = np.random.default_rng(0).random((16, 6)).astype("float32")
+    model = probae.VAE((6,), 2, likelihood="gaussian", hidden_units=(8,))
+    checkpoint = tmp_path / "ckpt.keras"
+    callbacks = [_nan_learning_rate_at(1), keras.callbacks.ModelCheckpoint(checkpoint, save_freq=1)]
+    model.compile(steps_per_execution=1)  # a save after every batch
+    with pytest.raises(probae.NonFiniteLossError, match=r"weights .*epoch 2, batch 1 \(optimizer step 3\)"):
+        model.fit(x, epochs=2, batch_size=8, verbose=0, callbacks=callbacks)
+    saved = probae.load_model(checkpoint)
+    assert int(saved.optimizer.iterations.numpy()) == 2
+    assert all(np.all(np.isfinite(w)) for w in saved.get_weights())
+    assert not probae.callbacks.with_nan_guard([])[0].every_batch  # no mid-epoch saver
