@@ -29,6 +29,34 @@ def check_positive_int(value, name, allow_none=False):
     return int(value)
 
 
+# Sizes refused up front, before TensorFlow tries to allocate them: a layer width or a
+# code size above MAX_UNITS, an array above MAX_ELEMENTS float32 values (4 GiB).
+MAX_UNITS = 2**20
+MAX_ELEMENTS = 2**30
+
+
+def check_size(value, name, maximum=MAX_UNITS):
+    """Returns ``value`` as an int, or raises if it is not an integer in [1, maximum]."""
+    value = check_positive_int(value, name)
+    if value > maximum:
+        raise ValueError(
+            f"{name} must be at most {maximum} (larger sizes would exhaust memory). "
+            f"Received: {name}={value}"
+        )
+    return value
+
+
+def check_array_size(n, event_shape, name="n"):
+    """Raises if ``n`` examples of ``event_shape`` would exceed ``MAX_ELEMENTS`` values."""
+    size = int(n) * int(np.prod(event_shape, dtype=np.int64))
+    if size > MAX_ELEMENTS:
+        raise ValueError(
+            f"{name}={n} examples of shape {tuple(event_shape)} would need {size * 4 / 2**30:.0f} "
+            f"GiB of float32; at most {MAX_ELEMENTS} values are made at once. Ask for "
+            f"{name} <= {MAX_ELEMENTS // max(size // int(n), 1)} per call."
+        )
+
+
 def check_non_negative_float(value, name):
     """Returns ``value`` as a float, or raises if it is not a finite number >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -6,7 +6,7 @@ import tensorflow_probability as tfp
 
 from probae import networks
 from probae._base import NetworkLayer
-from probae._validation import check_positive_float, check_positive_int
+from probae._validation import check_positive_float, check_size
 
 tfd = tfp.distributions
 
@@ -33,7 +33,7 @@ class Encoder(NetworkLayer):
     point_mass = False
 
     def __init__(self, latent_dim, network=None, **kwargs):
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.latent_dim = check_size(latent_dim, "latent_dim")
         super().__init__(network=network, **kwargs)
         self.event_shape = None
 

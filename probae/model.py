@@ -17,6 +17,7 @@ from probae import callbacks as callbacks_lib
 from probae import estimators, execution, inputs, objectives, posteriors, saving
 from probae._validation import (
     as_float_array,
+    check_array_size,
     check_non_negative_float,
     check_positive_int,
     check_seed,
@@ -32,6 +33,29 @@ from probae.seeds import batch_seed, seed_tensor, split_seed
 __all__ = ["ProbabilisticAutoencoder"]
 
 _PARTS = ("encoder", "decoder", "prior")
+
+
+def _checked_optimizer(optimizer):
+    """``keras.optimizers.get(optimizer)``, refusing a learning rate that is not finite > 0."""
+    try:
+        optimizer = keras.optimizers.get(optimizer)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            "optimizer must be a Keras optimizer or its name (such as 'adam'). Received: "
+            f"optimizer={optimizer!r} ({err})"
+        ) from None
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
+    rate = getattr(inner, "_learning_rate", None)
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        rate = rate(0)
+    if rate is not None:
+        value = float(keras.ops.convert_to_numpy(rate))
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(
+                f"learning_rate must be a finite number > 0. Received: learning_rate={value!r} "
+                f"(optimizer {type(inner).__name__})"
+            )
+    return optimizer
 
 
 def _map_code(fn, code_shape):
@@ -428,6 +452,11 @@ class ProbabilisticAutoencoder(keras.Model):
                 per-step beta schedule, ``BackupAndRestore(save_freq=<batches>)``, a
                 user's ``on_train_batch_end``) keeps seeing every batch.
             **kwargs: passed to ``keras.Model.compile`` (for example ``jit_compile``).
+
+        Raises:
+            ValueError: the optimizer is unknown, or its learning rate (the first value
+                of a schedule) is not a finite number > 0: a NaN, infinite, zero or
+                negative rate would make every update break or undo training.
         """
         auto = isinstance(steps_per_execution, str) and steps_per_execution == "auto"
         if not auto:
@@ -443,6 +472,7 @@ class ProbabilisticAutoencoder(keras.Model):
                 f"({', '.join(t.name for t in self._trackers)}) itself. Received: "
                 f"metrics={kwargs['metrics']!r}"
             )
+        optimizer = _checked_optimizer(optimizer)
         super().compile(
             optimizer=optimizer, steps_per_execution=1 if auto else steps_per_execution, **kwargs
         )
@@ -579,10 +609,12 @@ class ProbabilisticAutoencoder(keras.Model):
             A NumPy array ``[n, *event_shape]``.
 
         Raises:
-            ValueError: the model has no prior (a point-mass encoder without one).
+            ValueError: the model has no prior (a point-mass encoder without one), or n
+                examples would exceed ``MAX_ELEMENTS`` (2**30) values.
         """
         self._require_built()
         n = check_positive_int(n, "n")
+        check_array_size(n, self.event_shape)
         if self.prior is None:
             raise ValueError(
                 "sample needs a prior p(z): this model has none (a point-mass encoder is "

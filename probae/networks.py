@@ -9,7 +9,7 @@ import math
 
 import keras
 
-from probae._validation import check_positive_int
+from probae._validation import check_size
 
 ARCHITECTURES = ("auto", "mlp", "conv")
 
@@ -34,6 +34,11 @@ def check_hidden_units(hidden_units, name="hidden_units"):
     """Returns ``hidden_units`` as a tuple of positive ints."""
     if isinstance(hidden_units, int):
         hidden_units = (hidden_units,)
+    if isinstance(hidden_units, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a sequence of positive integers, not a string. Received: "
+            f"{name}={hidden_units!r} (write ({hidden_units},) for one layer)"
+        )
     try:
         units = tuple(hidden_units)
     except TypeError:
@@ -41,7 +46,7 @@ def check_hidden_units(hidden_units, name="hidden_units"):
             f"{name} must be a sequence of positive integers. Received: {name}={hidden_units!r}"
         ) from None
     for u in units:
-        check_positive_int(u, name)
+        check_size(u, name)
     return units
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from probae._validation import check_positive_float, check_positive_int, check_shape
+from probae._validation import check_positive_float, check_positive_int, check_shape, check_size
 from probae.distributions import DiagonalGaussianMixture
 
 tfd = tfp.distributions
@@ -36,7 +36,7 @@ class Prior(keras.layers.Layer):
 
     def __init__(self, latent_dim=None, **kwargs):
         super().__init__(**kwargs)
-        self.latent_dim = None if latent_dim is None else check_positive_int(latent_dim, "latent_dim")
+        self.latent_dim = None if latent_dim is None else check_size(latent_dim, "latent_dim")
 
     def set_data_shape(self, data_shape):
         """Told the shape of one example by the model before ``build`` (a hook for priors

@@ -5,6 +5,7 @@ Plus property-based tests (hypothesis) over random shapes and values: the valida
 the estimators either raise a documented error or return finite values.
 """
 
+import keras
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -141,6 +142,10 @@ def test_bad_input_to_a_model(models, tmp_path, key, call, error, text):
     assert text in str(info.value), str(info.value)
 
 
+def _tiny():
+    return probae.VAE((6,), 2, hidden_units=(4,))
+
+
 def _enc(**kw):
     return probae.GaussianEncoder(**{"latent_dim": 2, **kw})
 
@@ -154,7 +159,7 @@ CONSTRUCTORS = [
     ("encoder min_scale 0", lambda: _enc(min_scale=0.0), ValueError, "min_scale must be a finite number > 0"),
     ("encoder min_scale nan", lambda: _enc(min_scale=float("nan")), ValueError, "min_scale"),
     ("encoder hidden 0", lambda: _enc(hidden_units=(8, 0)), ValueError, "hidden_units must be a positive integer"),
-    ("encoder hidden str", lambda: _enc(hidden_units="8"), ValueError, "hidden_units"),
+    ("encoder hidden str", lambda: _enc(hidden_units="8"), TypeError, "hidden_units"),
     ("encoder filters", lambda: _enc(filters=(-1,)), ValueError, "filters"),
     ("encoder architecture", lambda: _enc(architecture="rnn"), ValueError, "architecture must be one of"),
     ("encoder activation", lambda: _enc(activation="nope"), ValueError, "activation must be a Keras activation name"),
@@ -185,6 +190,18 @@ CONSTRUCTORS = [
     ("model loss", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(loss="mse"), ValueError, "loss must be None"),
     ("compile steps_per_execution 0", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(steps_per_execution=0), ValueError, "steps_per_execution must be a positive integer"),
     ("compile steps_per_execution str", lambda: probae.VAE((6,), 2, hidden_units=(4,)).compile(steps_per_execution="fast"), ValueError, "steps_per_execution must be a positive integer"),
+    ("compile learning_rate nan", lambda: _tiny().compile(keras.optimizers.Adam(float("nan"))), ValueError, "learning_rate must be a finite number > 0. Received: learning_rate=nan"),
+    ("compile learning_rate -1", lambda: _tiny().compile(keras.optimizers.SGD(-1.0)), ValueError, "learning_rate must be a finite number > 0. Received: learning_rate=-1.0"),
+    ("compile learning_rate 0", lambda: _tiny().compile(keras.optimizers.Adam(0.0)), ValueError, "learning_rate must be a finite number > 0"),
+    ("compile learning_rate inf", lambda: _tiny().compile(keras.optimizers.RMSprop(float("inf"))), ValueError, "learning_rate must be a finite number > 0"),
+    ("compile optimizer name", lambda: _tiny().compile("adamm"), ValueError, "optimizer"),
+    ("encoder latent_dim 1e9", lambda: probae.GaussianEncoder(10**9), ValueError, "latent_dim must be at most 1048576 (larger sizes would exhaust memory). Received: latent_dim=1000000000"),
+    ("preset latent_dim 1e9", lambda: probae.VAE((6,), 10**9), ValueError, "latent_dim must be at most"),
+    ("prior latent_dim 1e9", lambda: probae.StandardNormalPrior(latent_dim=10**9), ValueError, "latent_dim must be at most"),
+    ("encoder hidden 1e9", lambda: _enc(hidden_units=(10**9,)), ValueError, "hidden_units must be at most"),
+    ("encoder hidden '64'", lambda: _enc(hidden_units="64"), TypeError, "hidden_units must be a sequence of positive integers, not a string. Received: hidden_units='64'"),
+    ("encoder filters '32'", lambda: _enc(filters="32"), TypeError, "filters must be a sequence of positive integers, not a string"),
+    ("sample n 1e9", lambda: _tiny().sample(10**9), ValueError, "n=1000000000 examples of shape (6,)"),
     ("preset latent_dim 0", lambda: probae.VAE((6,), 0), ValueError, "latent_dim must be a positive integer"),
     ("preset latent_dim ae", lambda: probae.Autoencoder((6,), -1), ValueError, "latent_dim must be a positive integer"),
     ("preset input_shape", lambda: probae.VAE((28, 0), 2), ValueError, "input_shape"),
