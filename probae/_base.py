@@ -1,4 +1,18 @@
-"""The part encoders and decoders share: a network, an optional condition, a config."""
+"""The part encoders and decoders share: a network, an optional condition, a config.
+
+How a network's output becomes distribution parameters (one rule, for encoders and
+decoders alike):
+
+- probae's default networks always end in a float32 head (a Dense layer, or a 3 x 3
+  convolution for images) that outputs the parameters;
+- a user's network (``network=``) is used as it is: when its output already has the
+  parameters' size (see each encoder and decoder) it is read as the parameters and
+  nothing is added. When it does not, ``head="auto"`` (the default) adds a head and says
+  so in a warning and in the model's ``summary()``; ``head=True`` adds one without a
+  warning; ``head=False`` raises a ``ValueError`` naming both widths.
+"""
+
+import warnings
 
 import keras
 import numpy as np
@@ -14,6 +28,15 @@ def serialize_network(network):
 
 def deserialize_network(config):
     return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+HEAD_OPTIONS = ("auto", True, False)
+
+
+def output_width(output):
+    """The number of values per example of a network output (a tensor or a list)."""
+    outputs = output if isinstance(output, (list, tuple)) else [output]
+    return sum(int(np.prod(o.shape[1:])) for o in outputs)
 
 
 class NetworkLayer(keras.layers.Layer):
@@ -32,6 +55,8 @@ class NetworkLayer(keras.layers.Layer):
             the gated layers of the VampPrior paper's networks) with the same widths.
         filters: channels of the default CNN's convolutions.
         condition_shape: shape of one condition vector (conditional models), or None.
+        head: "auto", True or False: whether a user's network gets a head (see the
+            module doc). probae's default networks always have one.
     """
 
     default_hidden_units = (256, 128)
@@ -44,9 +69,12 @@ class NetworkLayer(keras.layers.Layer):
         activation="relu",
         filters=(32, 64),
         condition_shape=None,
+        head="auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if head not in HEAD_OPTIONS or isinstance(head, (int, float)) and not isinstance(head, bool):
+            raise ValueError(f"head must be one of {HEAD_OPTIONS}. Received: head={head!r}")
         if network is not None and not isinstance(network, keras.layers.Layer):
             raise TypeError(
                 "network must be a Keras layer or model mapping tensors to features. "
@@ -59,6 +87,8 @@ class NetworkLayer(keras.layers.Layer):
             )
         self.network = network
         self._user_network = network is not None
+        self.head_option = head
+        self.added_head = False  # set at build when probae puts a head on a user's network
         self.architecture = architecture
         self.hidden_units = networks.check_hidden_units(
             self.default_hidden_units if hidden_units is None else hidden_units
@@ -75,6 +105,29 @@ class NetworkLayer(keras.layers.Layer):
         self.condition_shape = None if condition_shape is None else check_shape(
             condition_shape, "condition_shape"
         )
+
+    def _use_head(self, fits, expected, received):
+        """Whether to put a head on the network (see the module doc), warning if asked to."""
+        if not self._user_network or self.head_option is True:
+            return True
+        if fits:
+            return False
+        if self.head_option is False:
+            raise ValueError(
+                f"{type(self).__name__}: your network's output does not fit and head=False. "
+                f"Expected: {expected}. Received: {received}. Change the network's last "
+                "layer, or pass head=True to let probae add a Dense head."
+            )
+        self.added_head = True
+        warnings.warn(
+            f"{type(self).__name__}: your network's output does not fit ({received}; "
+            f"expected {expected}), so probae added a Dense head on top of it. Make the "
+            "last layer fit to use the network as it is, or pass head=True (no warning) "
+            "or head=False (an error instead).",
+            UserWarning,
+            stacklevel=4,
+        )
+        return True
 
     @property
     def condition_dim(self):
@@ -120,12 +173,15 @@ class NetworkLayer(keras.layers.Layer):
             ),
             filters=list(self.filters),
             condition_shape=None if self.condition_shape is None else list(self.condition_shape),
+            head=self.head_option,
         )
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Files saved before the head option always had a head on a user's network.
+        config.setdefault("head", True)
         config["network"] = deserialize_network(config.get("network"))
         if isinstance(config.get("activation"), dict):
             config["activation"] = keras.activations.deserialize(config["activation"])

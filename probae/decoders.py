@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from probae import networks
-from probae._base import NetworkLayer
+from probae import networks, posteriors
+from probae._base import NetworkLayer, output_width
 from probae._validation import check_positive_float, check_shape
 from probae.distributions import Columnwise, LogitBernoulli
 
@@ -46,19 +46,34 @@ class Decoder(NetworkLayer):
     have shape ``[batch, *event_shape]`` exactly. Subclasses set ``params_per_element`` and
     implement ``distribution(params)`` (params of shape ``[batch, *event_shape, k]``).
 
+    A user's network is used as it is when its output already holds the parameters:
+    ``prod(event_shape) * num_params`` values per example (the data's shape, for one
+    parameter per element). A decoder whose parameters are logits (Bernoulli, continuous
+    Bernoulli) recognises a network ending in a sigmoid and reads its output as
+    probabilities (the logits are taken from Keras' sigmoid when it records them, else
+    from the probabilities clipped to [1e-7, 1 - 1e-7], as Keras' binary cross-entropy
+    does). Otherwise see ``head`` (``probae._base``): a head is added with a warning, or
+    ``head=False`` raises.
+
+    Calling a decoder on a distribution over the code (``decoder(encoder(x))``) decodes
+    its point estimate (``probae.posteriors.point_estimate``: the mean of a Gaussian).
+
     Args:
         event_shape: shape of one example x. None lets the model set it from the data.
-        network, architecture, hidden_units, activation, filters, condition_shape: see
-            ``NetworkLayer``; the default is an MLP for vectors and a transposed CNN for
-            images.
+        network, architecture, hidden_units, activation, filters, condition_shape, head:
+            see ``NetworkLayer``; the default is an MLP for vectors and a transposed CNN
+            for images.
     """
 
     params_per_element = 1
     default_hidden_units = (128, 256)
+    # Whether the parameters are logits that a sigmoid output gives as probabilities.
+    reads_probabilities = False
 
     def __init__(self, event_shape=None, network=None, **kwargs):
         super().__init__(network=network, **kwargs)
         self.event_shape = None if event_shape is None else check_shape(event_shape, "event_shape")
+        self._from_probabilities = False
 
     def set_event_shape(self, event_shape):
         """Sets the data's shape (done by the model at build time)."""
@@ -73,6 +88,11 @@ class Decoder(NetworkLayer):
     @property
     def num_params(self):
         return self.params_per_element
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, tfd.Distribution):
+            inputs = posteriors.point_estimate(inputs)
+        return super().__call__(inputs, *args, **kwargs)
 
     def build(self, input_shape):
         if self.event_shape is None:
@@ -95,6 +115,22 @@ class Decoder(NetworkLayer):
                 self.network = networks.mlp(self.hidden_units, self.activation, name="network")
         feat = self.network(tf.zeros((1, latent_dim + self.condition_dim)))
         k = self.num_params
+        size = int(np.prod(self.event_shape)) * k
+        fits = (
+            self._user_network
+            and not self.condition_dim
+            and not isinstance(feat, (list, tuple))
+            and output_width(feat) == size
+        )
+        expected = f"{size} values per example (examples of shape {self.event_shape}" + (
+            f", {k} parameters each)" if k > 1 else ")"
+        )
+        if not self._use_head(fits, expected, f"{output_width(feat)} values per example"):
+            self.head = None
+            self._crop = None
+            self._from_probabilities = self.reads_probabilities and _ends_in_sigmoid(self.network, feat)
+            self._build_extra()
+            return
         if len(feat.shape) == 4 and len(self.event_shape) == 3:
             height, width, channels = self.event_shape
             if feat.shape[1] < height or feat.shape[2] < width:
@@ -123,13 +159,14 @@ class Decoder(NetworkLayer):
         if condition is not None:
             inputs = tf.concat([inputs, tf.cast(condition, inputs.dtype)], -1)
         features = self.network(inputs)
-        if self._crop is not None:
+        if self.head is None:
+            params = _logits(features) if self._from_probabilities else tf.cast(features, "float32")
+        elif self._crop is not None:
             top, left = self._crop
             height, width = self.event_shape[0], self.event_shape[1]
-            features = features[:, top : top + height, left : left + width, :]
+            params = self.head(features[:, top : top + height, left : left + width, :])
         else:
-            features = tf.reshape(features, [tf.shape(features)[0], -1])
-        params = self.head(features)
+            params = self.head(tf.reshape(features, [tf.shape(features)[0], -1]))
         params = tf.reshape(params, [-1, *self.event_shape, self.num_params])
         return tfd.Independent(
             self.distribution(params), reinterpreted_batch_ndims=len(self.event_shape)
@@ -145,6 +182,28 @@ class Decoder(NetworkLayer):
         config = super().get_config()
         config["event_shape"] = None if self.event_shape is None else list(self.event_shape)
         return config
+
+
+_PROBABILITY_EPSILON = 1e-7  # Keras' backend epsilon, which its cross-entropy clips by
+
+
+def _ends_in_sigmoid(network, output):
+    """Whether a network's output comes from a final sigmoid."""
+    if getattr(output, "_keras_logits", None) is not None:  # recorded by Keras' sigmoid
+        return True
+    layers = getattr(network, "layers", None)
+    last = layers[-1] if layers else network
+    return getattr(last, "activation", None) is keras.activations.sigmoid
+
+
+def _logits(probabilities):
+    """The logits behind sigmoid outputs: Keras' recorded pre-activation when present,
+    else log(p) - log(1 - p) of p clipped to [1e-7, 1 - 1e-7]."""
+    logits = getattr(probabilities, "_keras_logits", None)
+    if logits is not None:
+        return tf.cast(logits, "float32")
+    p = tf.clip_by_value(tf.cast(probabilities, "float32"), _PROBABILITY_EPSILON, 1 - _PROBABILITY_EPSILON)
+    return tf.math.log(p) - tf.math.log1p(-p)
 
 
 def _check_unit_interval(x, name, what):
@@ -163,11 +222,17 @@ def _check_unit_interval(x, name, what):
 class BernoulliDecoder(Decoder):
     """p(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i(z))), parameterised by logits.
 
+    A user's network ending in a sigmoid (the classic Keras autoencoder's decoder) is
+    read as probabilities: ``-log_prob`` is then Keras' ``binary_crossentropy`` summed
+    over the features.
+
     ``log_prob`` equals minus the binary cross-entropy summed over features; it also
     accepts grey levels in [0, 1] (the usual cross-entropy on non-binary pixels, which is
     not a normalised likelihood: use binary data or ``ContinuousBernoulliDecoder`` when
     the likelihood's value matters).
     """
+
+    reads_probabilities = True
 
     def distribution(self, params):
         return LogitBernoulli(logits=params[..., 0], dtype=tf.float32)
@@ -185,6 +250,8 @@ class ContinuousBernoulliDecoder(Decoder):
     References: Loaiza-Ganem and Cunningham 2019, The continuous Bernoulli: fixing a
     pervasive error in variational autoencoders.
     """
+
+    reads_probabilities = True
 
     def distribution(self, params):
         return tfd.ContinuousBernoulli(logits=params[..., 0])

@@ -265,6 +265,19 @@ class ProbabilisticAutoencoder(keras.Model):
     def metrics(self):
         return list(self._trackers)
 
+    def summary(self, *args, print_fn=None, **kwargs):
+        """Keras' summary, then a line for each head probae added to a user's network."""
+        super().summary(*args, print_fn=print_fn, **kwargs)
+        notes = [
+            f"probae added a Dense head ({part.head.count_params()} parameters) on top of "
+            f"your {name} network: its output did not fit the {type(part).__name__}'s "
+            "parameters (head=False makes that an error)."
+            for name, part in (("encoder", self.encoder), ("decoder", self.decoder))
+            if getattr(part, "added_head", False)
+        ]
+        for note in notes:
+            (print_fn or print)(note)
+
     # ------------------------------------------------------------------ public accessors
     def posterior(self, x, condition=None, training=False):
         """q(z|x) for a batch of tensors (no validation; see ``encode`` for arrays)."""

@@ -6,6 +6,8 @@ any ``probae`` decoder instance; the networks are the defaults (an MLP for vecto
 for H x W x C images) unless ``encoder_network`` / ``decoder_network`` are given.
 """
 
+import keras
+
 from probae._validation import check_positive_int, check_shape
 from probae.corruption import get_corruption
 from probae.decoders import (
@@ -87,14 +89,63 @@ def _build(
     encoder_kwargs=None,
     **model_kwargs,
 ):
+    head = model_kwargs.pop("head", "auto")
+    if isinstance(input_shape, keras.layers.Layer) or isinstance(latent_dim, keras.layers.Layer):
+        return _build_from_networks(
+            encoder_cls, input_shape, latent_dim, likelihood, encoder_network, decoder_network,
+            fixed_unit_scale, encoder_kwargs, head, model_kwargs,
+        )
     input_shape = check_shape(input_shape, "input_shape")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     net = _network_kwargs(architecture, hidden_units, activation, filters)
-    encoder = encoder_cls(latent_dim, network=encoder_network, **net, **(encoder_kwargs or {}))
+    encoder = encoder_cls(latent_dim, network=encoder_network, head=head, **net, **(encoder_kwargs or {}))
     decoder = make_decoder(
-        likelihood, input_shape, network=decoder_network, fixed_unit_scale=fixed_unit_scale, **net
+        likelihood, input_shape, network=decoder_network, fixed_unit_scale=fixed_unit_scale,
+        head=head, **net,
     )
     return ProbabilisticAutoencoder(encoder, decoder, input_shape=input_shape, **model_kwargs)
+
+
+def _declared_shape(network, which):
+    """A Keras network's declared input or output shape (without the batch axis), or None
+    when it has none yet (an unbuilt Sequential without an Input)."""
+    try:
+        shape = network.input_shape if which == "input" else network.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list) or shape is None or any(d is None for d in shape[1:]):
+        return None
+    return tuple(int(d) for d in shape[1:])
+
+
+def _build_from_networks(encoder_cls, encoder_network, decoder_network, likelihood, enc_kw,
+                         dec_kw, fixed_unit_scale, encoder_kwargs, head, model_kwargs):
+    """The bring-your-own-networks form: ``VAE(encoder, decoder)``.
+
+    Both networks are used as they are (see ``probae._base``): the code size is the
+    decoder's declared input width when it has one, else read from the encoder's output;
+    the data's shape is the encoder's declared input shape when it has one, else read
+    from the data at the first ``fit``.
+    """
+    for name, net in (("encoder", encoder_network), ("decoder", decoder_network)):
+        if not isinstance(net, keras.layers.Layer):
+            raise TypeError(
+                f"{name} must be a Keras layer or model when the networks are given "
+                f"positionally (probae.VAE(encoder, decoder)). Received: {name}={net!r}"
+            )
+    if enc_kw is not None or dec_kw is not None:
+        raise ValueError(
+            "encoder_network and decoder_network must be None when the networks are given "
+            "positionally (probae.VAE(encoder, decoder))."
+        )
+    code = _declared_shape(decoder_network, "input")
+    latent_dim = code[-1] if code else None
+    data_shape = _declared_shape(encoder_network, "input")
+    encoder = encoder_cls(latent_dim, network=encoder_network, head=head, **(encoder_kwargs or {}))
+    decoder = make_decoder(
+        likelihood, data_shape, network=decoder_network, fixed_unit_scale=fixed_unit_scale, head=head
+    )
+    return ProbabilisticAutoencoder(encoder, decoder, input_shape=data_shape, **model_kwargs)
 
 
 def Autoencoder(

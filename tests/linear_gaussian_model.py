@@ -29,8 +29,8 @@ def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0, dead_
     S = np.linalg.inv(np.eye(latent_dim) + W.T @ W / noise**2)
     A = S @ W.T / noise**2
     min_scale = 1e-4
-    encoder = probae.GaussianEncoder(latent_dim, network=keras.layers.Identity(), min_scale=min_scale)
-    decoder = probae.GaussianDecoder(event_shape=(data_dim,), network=keras.layers.Identity(), scale=noise)
+    encoder = probae.GaussianEncoder(latent_dim, network=keras.layers.Identity(), min_scale=min_scale, head=True)
+    decoder = probae.GaussianDecoder(event_shape=(data_dim,), network=keras.layers.Identity(), scale=noise, head=True)
     model = probae.ProbabilisticAutoencoder(encoder, decoder, input_shape=(data_dim,))
     sd = np.sqrt(np.diag(S)) * scale_inflation - min_scale
     raw = np.log(np.expm1(sd))
