@@ -5,38 +5,88 @@
   saving never leaves a corrupt file in place of a good one. ``replace_atomically`` is the
   same commit for any writer (backups, detector archives).
 - ``load_model``: ``keras.models.load_model`` in safe mode, with a clear error for a
-  missing, truncated, tampered or non-probae file (``InvalidModelFileError``).
+  missing, truncated, tampered or non-probae file, or one whose weights are NaN or
+  infinite (``InvalidModelFileError``). ``atomic_save`` refuses to write such weights.
 """
 
+import errno
+import io
 import json
 import os
+import re
 import zipfile
 
 import keras
+import numpy as np
 
-__all__ = ["InvalidModelFileError", "replace_atomically", "atomic_save", "load_model"]
+__all__ = [
+    "InvalidModelFileError",
+    "replace_atomically",
+    "atomic_save",
+    "load_model",
+    "nonfinite_weights",
+]
 
 
 class InvalidModelFileError(ValueError):
     """Raised by ``load_model`` for a file that is not a loadable, safe probae model."""
 
 
+def _process_alive(pid):
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
+
+
+def _remove_stale_temporaries(directory, root, ext):
+    """Removes ``.{root}.tmp-{pid}{ext}`` files left by saves whose process is gone."""
+    pattern = re.compile(re.escape(f".{root}.tmp-") + r"(\d+)" + re.escape(ext) + "$")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.match(name)
+        if match and not _process_alive(int(match.group(1))):
+            try:
+                os.remove(os.path.join(directory, name))
+            except OSError:
+                pass
+
+
 def replace_atomically(write, path):
-    """Calls ``write(tmp)`` for a temporary path beside ``path``, then renames it."""
+    """Calls ``write(tmp)`` for a temporary path beside ``path``, then renames it.
+
+    Temporary files that earlier saves to the same place left behind when their process
+    was killed are removed first. An ``OSError`` (a missing or read-only directory, a
+    full disk) names ``path``, not the temporary file.
+    """
     path = os.fspath(path)
     directory, base = os.path.split(os.path.abspath(path))
     root, ext = os.path.splitext(base)
     if base.endswith(".weights.h5"):
         root, ext = base[: -len(".weights.h5")], ".weights.h5"
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            errno.ENOENT, f"cannot save to {path!r}: the directory {directory!r} does not exist"
+        )
+    _remove_stale_temporaries(directory, root, ext)
     tmp = os.path.join(directory, f".{root}.tmp-{os.getpid()}{ext}")
     try:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno is not None and getattr(err, "filename", None) != path:
+            raise OSError(err.errno, f"cannot save to {path!r}: {err.strerror}") from err
         raise
     try:  # make the rename itself durable
         fd = os.open(directory, os.O_RDONLY)
@@ -65,6 +115,9 @@ def atomic_save(save, filepath, overwrite=True, **kwargs):
     Raises:
         TypeError: ``filepath`` is not a path.
         FileExistsError: ``overwrite=False`` and the file exists.
+        FileNotFoundError, PermissionError: the target's directory is missing or not
+            writable (the message names ``filepath``).
+        ValueError: the model's weights are NaN or infinite (nothing is written).
     """
     if not isinstance(filepath, (str, os.PathLike)):
         raise TypeError(f"filepath must be a path (str or os.PathLike). Received: filepath={filepath!r}")
@@ -78,10 +131,61 @@ def atomic_save(save, filepath, overwrite=True, **kwargs):
         raise FileExistsError(
             f"filepath already exists and overwrite=False. Received: filepath={filepath!r}"
         )
-    replace_atomically(lambda tmp: save(tmp, overwrite=True, **kwargs), filepath)
+    def write(tmp):
+        save(tmp, overwrite=True, **kwargs)
+        bad = nonfinite_weights(tmp)
+        if bad:
+            raise ValueError(
+                f"filepath={filepath!r} was not written: the model's weights are NaN or "
+                f"infinite ({bad}), so the file could never be used. The previous file, if "
+                "any, is kept."
+            )
+
+    replace_atomically(write, filepath)
+
+
+def _nonfinite_in_h5(handle):
+    """The name of the first float dataset in an open HDF5 file holding NaN or inf."""
+    import h5py
+
+    found = []
+
+    def visit(name, obj):
+        if not found and isinstance(obj, h5py.Dataset) and obj.dtype.kind == "f" and obj.size:
+            if not np.all(np.isfinite(obj[()])):
+                found.append(name)
+
+    handle.visititems(visit)
+    return found[0] if found else None
+
+
+def nonfinite_weights(path):
+    """Names the first weight (or optimizer slot) in a ``.keras`` file that is NaN or
+    infinite, or returns None when all are finite."""
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            return None
+        with archive.open("model.weights.h5") as f, h5py.File(io.BytesIO(f.read()), "r") as h5:
+            return _nonfinite_in_h5(h5)
 
 
 _UNSAFE_CLASSES = ("Lambda", "TFOpLambda", "SlicingOpLambda")
+_MAX_DEPTH = 200  # nesting of a config.json; probae's own are a few dozen levels deep
+
+
+def _depth(config):
+    """The nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(config, 1)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(value, dict):
+            stack.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, level + 1) for v in value)
+    return deepest
 
 
 def _find_unsafe(config, where="config"):
@@ -144,8 +248,9 @@ def load_model(path, compile=True):
         TypeError: ``path`` is not a path.
         FileNotFoundError: no file at ``path``.
         InvalidModelFileError (a ValueError): the file is truncated or not a zip
-            archive, is not a saved probae model, holds code that safe mode refuses, or
-            Keras cannot rebuild it.
+            archive, is not a saved probae model, holds code that safe mode refuses, has
+            a config nested absurdly deep, holds NaN or infinite weights, or Keras
+            cannot rebuild it.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
@@ -166,6 +271,17 @@ def load_model(path, compile=True):
             if bad is not None:
                 raise InvalidModelFileError(f"{prefix}: {bad} in the archive is corrupt.")
             config = json.loads(archive.read("config.json"))
+            depth = _depth(config)
+            if depth > _MAX_DEPTH:
+                raise InvalidModelFileError(
+                    f"{prefix}: its config.json is nested {depth} levels deep (a saved "
+                    f"model's is at most a few dozen; more than {_MAX_DEPTH} is refused)."
+                )
+    except RecursionError:
+        raise InvalidModelFileError(
+            f"{prefix}: its config.json is nested too deeply to read (a saved model's is "
+            f"at most a few dozen levels; more than {_MAX_DEPTH} is refused)."
+        ) from None
     except zipfile.BadZipFile as err:
         raise InvalidModelFileError(
             f"{prefix}: it is not a complete .keras (zip) archive ({err}); the file may be "
@@ -192,6 +308,17 @@ def load_model(path, compile=True):
         raise InvalidModelFileError(
             f"{prefix}: it contains {unsafe}, which would run arbitrary Python code when "
             "loaded. probae never saves such layers; refusing to load it (safe mode)."
+        )
+    try:
+        bad = nonfinite_weights(path)
+    except (OSError, ValueError, KeyError) as err:  # h5py's errors for a corrupt weights file
+        raise InvalidModelFileError(
+            f"{prefix}: its model.weights.h5 cannot be read ({type(err).__name__}: {err})."
+        ) from None
+    if bad:
+        raise InvalidModelFileError(
+            f"{prefix}: it holds NaN or infinite weights ({bad}); a model trained into NaN "
+            "cannot be used. Load an earlier checkpoint."
         )
     try:
         model = keras.models.load_model(path, compile=compile, safe_mode=True)

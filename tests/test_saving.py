@@ -149,3 +149,91 @@ def test_failed_save_leaves_previous_file_intact(saved, tmp_path, monkeypatch):
         model.save(target, overwrite=False)
     with pytest.raises(ValueError, match="filepath"):
         model.save(tmp_path / "model.h5")
+
+
+# ------------------------------------------------------------ issue 17: files at the edges
+def _with_nan_weight(model, tmp_path):
+    """A copy of ``model``'s file whose first weight holds a NaN (edited inside the archive)."""
+    import h5py
+
+    src = tmp_path / "good.keras"
+    model.save(src)
+    out = tmp_path / "nan.keras"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "model.weights.h5":
+                weights = tmp_path / "w.h5"
+                weights.write_bytes(data)
+                with h5py.File(weights, "r+") as f:
+                    names = []
+                    f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) and f[n].dtype.kind == "f" and f[n].size else None)
+                    f[names[0]][...] = np.nan
+                data = weights.read_bytes()
+            zout.writestr(item, data)
+    return out
+
+
+def test_file_with_nan_weights_is_refused(saved, tmp_path):
+    model, _, _ = saved
+    bad = _with_nan_weight(model, tmp_path)
+    with pytest.raises(probae.InvalidModelFileError, match=r"path=.*NaN or infinite weights"):
+        probae.load_model(bad)
+
+
+def test_model_with_nan_weights_is_not_saved(saved, tmp_path):
+    """The save is refused and the previous file is kept: no saved model holds NaN."""
+    model, path, _ = saved
+    target = tmp_path / "model.keras"
+    target.write_bytes(path.read_bytes())
+    broken = probae.load_model(path)
+    broken.weights[0].assign(np.full(broken.weights[0].shape, np.inf, "float32"))
+    with pytest.raises(ValueError, match=r"filepath=.*NaN or infinite"):
+        broken.save(target)
+    assert target.read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]
+
+
+def test_deeply_nested_config_is_an_invalid_file(saved, tmp_path):
+    _, path, _ = saved
+    bad = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                data = ("[" * 100_000 + "]" * 100_000).encode()
+            zout.writestr(item, data)
+    with pytest.raises(probae.InvalidModelFileError, match="path=.*nested"):
+        probae.load_model(bad)
+
+
+def test_save_into_a_missing_directory_names_the_users_path(saved, tmp_path):
+    model, _, _ = saved
+    target = tmp_path / "no" / "such" / "model.keras"
+    with pytest.raises(FileNotFoundError) as info:
+        model.save(target)
+    assert str(target) in str(info.value) and ".tmp-" not in str(info.value)
+
+
+def test_temporary_files_of_killed_saves_are_removed_at_the_next_save(saved, tmp_path):
+    """A save killed mid-write leaves '.model.tmp-<pid>.keras'; the next save to the same
+    place removes it when that process is gone, but never a live process's file."""
+    import subprocess
+    import sys
+
+    model, _, _ = saved
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = tmp_path / f".model.tmp-{dead.pid}.keras"
+        busy = tmp_path / f".model.tmp-{alive.pid}.keras"
+        other = tmp_path / f".other.tmp-{dead.pid}.keras"
+        for p in (stale, busy, other):
+            p.write_bytes(b"partial")
+        model.save(tmp_path / "model.keras")
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == sorted(["model.keras", busy.name, other.name])
+    finally:
+        alive.kill()
+        alive.wait()
