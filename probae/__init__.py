@@ -45,8 +45,10 @@ from probae.priors import (  # noqa: E402
     StandardNormalPrior,
     VampPrior,
 )
-from probae.anomaly import anomaly_scores  # noqa: E402
-from probae.detector import AnomalyDetector  # noqa: E402
+from probae import missing, tables  # noqa: E402
+from probae.detector import AnomalyDetector, anomaly_scores  # noqa: E402
+from probae.missing import marginalize_missing  # noqa: E402
+from probae.tables import TablePreprocessor, tabular_model  # noqa: E402
 from probae.callbacks import BackupAndRestore, NonFiniteLossError, StopOnNaN  # noqa: E402
 from probae.saving import InvalidModelFileError, load_model  # noqa: E402
 from probae.seeds import set_seed  # noqa: E402
@@ -95,6 +97,11 @@ __all__ = [
     "MixedDecoder",
     "anomaly_scores",
     "AnomalyDetector",
+    "TablePreprocessor",
+    "tabular_model",
+    "marginalize_missing",
+    "tables",
+    "missing",
     "load_model",
     "set_seed",
     "StopOnNaN",

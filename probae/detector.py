@@ -1,13 +1,15 @@
 """``AnomalyDetector``: a scikit-learn outlier detector scoring by likelihood.
 
 It follows scikit-learn's outlier-detector conventions (as ``IsolationForest`` does):
-``fit(X)``, ``score_samples`` (higher = more normal), ``decision_function``
-(``score_samples - offset_``, negative for outliers), ``predict`` (+1 inlier, -1
-outlier), ``fit_predict``, ``contamination``, ``get_params`` / ``set_params`` /
-``sklearn.base.clone``, and it runs in a ``Pipeline``.
+``fit(X, sample_weight=...)``, ``score_samples`` (higher = more normal),
+``decision_function`` (``score_samples - offset_``, negative for outliers), ``predict``
+(+1 inlier, -1 outlier), ``fit_predict``, ``contamination``, ``get_params`` /
+``set_params`` / ``sklearn.base.clone``, and it runs in a ``Pipeline``. PyOD's names are
+documented aliases (see the class doc).
 """
 
 import json
+import math
 import numbers
 import os
 import tempfile
@@ -18,17 +20,17 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from probae.anomaly import METHODS, anomaly_scores, default_method
-from probae.decoders import GaussianDecoder, MixedDecoder, StudentTDecoder
+from probae import anomaly
+from probae.anomaly import METHODS, default_method
+from probae.decoders import GaussianDecoder, StudentTDecoder
+from probae.missing import marginalize_missing
 from probae.model import ProbabilisticAutoencoder
 from probae.presets import VAE
+from probae.tables import CONTINUOUS, HANDLE_UNKNOWN, TablePreprocessor, is_dataframe
 
-__all__ = ["AnomalyDetector"]
+__all__ = ["AnomalyDetector", "anomaly_scores"]
 
-TABULAR_LIKELIHOODS = ("gaussian", "student_t")
-# Standardised values are clipped to this range before scoring, so that an absurd test
-# value gives a very large but finite score (never inf or NaN).
-_CLIP = 1e4
+TABULAR_LIKELIHOODS = CONTINUOUS
 # Floor on the decoder's scales, in standard deviations of the training data: no column is
 # claimed to be predictable to better than a tenth of its spread, so columns that the
 # model reconstructs almost exactly cannot dominate the score.
@@ -55,11 +57,55 @@ _TABULAR_TRIM = 0.1
 # With epochs="auto", tiny tables are repeated within an epoch so that the steps take at
 # most this many Keras epochs (the per-epoch overhead dominates otherwise).
 _MAX_AUTO_EPOCHS = 20
-_FITTED = ("mean_", "scale_", "constant_columns_", "offset_", "n_features_in_", "method_", "input_shape_")
+# Training rows (at most) on which the mean log-probability of each column's entries is
+# measured (the calibration of rows with missing entries, ``entry_log_prob_``).
+_CALIBRATION_ROWS = 256
+_FITTED = (
+    "mean_", "scale_", "constant_columns_", "offset_", "n_features_in_", "method_", "input_shape_",
+    "table_", "entry_log_prob_", "train_scores_", "feature_names_in_",
+)
+PROBA_METHODS = ("linear", "unify")
+_FITTED_VALUE = object()  # "use the fitted attribute" (a default argument)
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_text(X):
+    """Whether X is a table to read column by column (strings, objects, records)."""
+    if is_dataframe(X):
+        return True
+    if isinstance(X, np.ndarray):
+        return X.dtype.names is not None or X.dtype.kind in "USO"
+    if isinstance(X, (list, tuple)):
+        try:
+            return np.asarray(X).dtype.kind in "USO"
+        except ValueError:  # ragged rows
+            return True
+    return False
+
+
+def _check_sample_weight(sample_weight, n):
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"sample_weight must be None or numbers, one per row. Received: {type(sample_weight).__name__}"
+        ) from None
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(
+            f"sample_weight must have one weight per row, shape ({n},). Received: shape {w.shape}"
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must hold finite numbers >= 0. Received: negative, NaN or inf weights")
+    if not np.sum(w) > 0:
+        raise ValueError("sample_weight must have a positive sum. Received: all weights 0")
+    return w
 
 
 class AnomalyDetector(OutlierMixin, BaseEstimator):
@@ -68,35 +114,62 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     ``fit`` trains a model on (possibly contaminated) data X without labels;
     ``score_samples`` is its log-likelihood estimate, so low values are anomalies.
 
-    Data: a 2-D array is tabular: every column is standardised with the training mean
-    and standard deviation (``standardize=True``), columns constant in the training data
-    are dropped (they carry no information; their test values are ignored), and
-    standardised values are clipped to +-1e4. A 4-D array ``(n, height, width,
-    channels)`` (or 3-D ``(n, height, width)``) is images, used as they are. NaN or inf
-    in X raise ``ValueError``; fitting needs at least 2 rows.
+    Tables: X is a pandas DataFrame, a NumPy array (numeric, string, object or
+    structured) or a list of rows, with float, integer, boolean, categorical and string
+    columns. ``probae.TablePreprocessor`` (one preprocessing, stored with the detector in
+    ``table_``) chooses each column's likelihood from its dtype and values: booleans and
+    two-valued columns are Bernoulli, string and categorical columns categorical over the
+    categories seen in training, other numeric columns continuous (``likelihood``);
+    ``column_types`` overrides it per column, by name. Continuous columns are
+    standardised with the training mean and standard deviation (computed without
+    overflow for values up to 1e308), clipped to +-1e4; columns with a single value in
+    the training data are dropped (their test values are ignored).
+
+    Missing entries (NaN, None, pandas NA) are **marginalised, not imputed**: the model's
+    encoder is told which entries are missing and its likelihood is that of the observed
+    entries, log p(x_obs) (``probae.marginalize_missing``; MIWAE, Mattei and Frellsen
+    2019). A row missing some entries has a larger log p(x_obs) than the same row complete
+    (it is asked to explain less), so ``score_samples`` adds, for each missing entry of
+    column j, ``entry_log_prob_[j]``: the mean over (up to 256) training rows of
+    log p(x_obs) - log p(x_obs without x_j), the log-probability an entry of that column
+    typically has. The expected score of a normal row then does not depend on how many
+    entries it misses (tests/test_missing.py shows it). **Unseen categories** at scoring
+    time are scored as the column's rarest training category (``handle_unknown="rarest"``)
+    or raise a ``ValueError`` naming the column (``handle_unknown="error"``). Infinite
+    values raise.
+
+    Images: a 4-D array ``(n, height, width, channels)`` (or 3-D ``(n, height, width)``),
+    used as it is; NaN or inf raise ``ValueError``. Fitting needs at least 2 rows.
 
     Model: unless ``model`` is given, a VAE with an MLP for tabular data and a CNN for
     images. The training data are contaminated by the anomalies to be found, so the tabular
-    defaults keep the model from fitting them: a Student-t decoder (5 degrees of freedom:
-    a wild value pulls the fit less than under a Gaussian), a KL weight of 2, about 400
-    Adam steps, and a trimmed second half of training (``trim_fraction``). These defaults
-    were chosen on the eight ADBench files of BENCHMARKS.md (and one synthetic table).
-    Tabular decoders' learned per-feature scales are floored at 0.1 (standardised
-    units). Tabular likelihood: "student_t" (heavy tails, the default), "gaussian"
-    (learned per-feature scale), or ``column_types`` for mixed data (see
-    ``probae.MixedDecoder``; only the continuous columns are standardised). Images: by
-    default a Gaussian decoder with a fixed scale of 0.1 times the training images' value
-    range (0.1 for pixels in [0, 1]): on one-class MNIST it scores far better than a
-    Bernoulli decoder on grey levels (whose per-pixel cost depends on how much ink an
-    image has) or a learned per-pixel scale. For small grey-scale images such as MNIST,
-    ``architecture="mlp"`` (flattened pixels, about 10,000 training steps) can do better
-    still than the CNN: BENCHMARKS.md ("One-class MNIST") has both, measured with
-    benchmarks/mnist_one_class.py.
+    defaults keep the model from fitting them: a Student-t likelihood for continuous
+    columns (5 degrees of freedom: a wild value pulls the fit less than under a
+    Gaussian), a KL weight of 2, about 400 Adam steps, and a trimmed second half of
+    training (``trim_fraction``). These defaults were chosen on the eight ADBench files of
+    BENCHMARKS.md (and one synthetic table). Tabular decoders' learned per-feature scales
+    are floored at 0.1 (standardised units). Images: by default a Gaussian decoder with a
+    fixed scale of 0.1 times the training images' value range (0.1 for pixels in [0, 1]):
+    on one-class MNIST it scores far better than a Bernoulli decoder on grey levels (whose
+    per-pixel cost depends on how much ink an image has) or a learned per-pixel scale. For
+    small grey-scale images such as MNIST, ``architecture="mlp"`` (flattened pixels, about
+    10,000 training steps) can do better still than the CNN: BENCHMARKS.md ("One-class
+    MNIST") has both, measured with benchmarks/mnist_one_class.py.
+
+    PyOD's names (documented aliases): ``decision_scores_`` = minus ``score_samples`` of
+    the training rows (higher = more abnormal); ``threshold_`` = ``-offset_``;
+    ``labels_`` = 1 where ``decision_scores_ > threshold_`` (the training rows
+    ``predict`` flags), else 0; PyOD's ``decision_function(X)`` (higher = more
+    abnormal) is ``probae.anomaly_scores(detector, X)`` here, because scikit-learn's
+    ``decision_function`` has the opposite sign: ``decision_function(X) = threshold_ -
+    anomaly_scores(detector, X)``; ``predict_proba(X, method="linear" | "unify")`` as PyOD.
 
     Args:
         model: None (choose from the data), a ``ProbabilisticAutoencoder`` whose
             configuration is copied (``fit`` trains a fresh copy with new weights; the
-            instance passed is never modified), or a callable ``input_shape -> model``.
+            instance passed is never modified; with missing training entries the copy is
+            made to marginalise them, ``probae.marginalize_missing``), or a callable
+            ``input_shape -> model``. It reads the preprocessed table.
         method: the score (see ``probae.anomaly_scores``); None: "log_likelihood" for a
             probabilistic encoder, "reconstruction" for a deterministic one.
         contamination: "auto" or the expected fraction of outliers in (0, 0.5]. A
@@ -104,9 +177,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             sets it to median - 3 * 1.4826 * MAD of the training scores (a robust
             three-sigma rule).
         likelihood: "auto", "gaussian", "student_t" or "bernoulli" (images). For tables,
-            "auto" is "student_t"; for images, the fixed-scale Gaussian above, and
-            "gaussian" a learned per-pixel scale.
-        column_types: None, or one type per column for mixed tabular data.
+            the likelihood of continuous columns ("auto": "student_t"); for images,
+            "auto" is the fixed-scale Gaussian above, and "gaussian" a learned per-pixel
+            scale.
+        column_types: None (from the data), a list with one type per column, or a dict
+            ``{column name: type}``; a type is "auto", "gaussian", "student_t",
+            "continuous", "bernoulli", "categorical" or an int K (codes 0..K-1).
+        handle_unknown: "rarest" (unseen categories are scored as the column's rarest
+            training category) or "error".
         latent_dim: code size, or "auto" (tabular: min(8, max(2, d // 4)); images: 16).
         hidden_units: widths of the MLP, or "auto" (tabular: (64, 32); images: (256,
             128)).
@@ -128,19 +206,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         batch_size: training batch size.
         learning_rate: Adam's learning rate.
         num_samples: k for the score (None: the method's default).
-        standardize: standardise tabular columns.
+        standardize: standardise continuous columns.
         random_state: int seed of the model's initialisation, training and scores
             (``fit`` calls ``keras.utils.set_random_seed``), or None.
         verbose: Keras' verbosity in ``fit``.
 
     Attributes:
-        model_: the trained ``ProbabilisticAutoencoder``.
+        model_: the trained ``ProbabilisticAutoencoder`` (it reads preprocessed rows:
+            score raw data with ``probae.anomaly_scores(detector, X)``).
+        preprocessor_: the fitted ``probae.TablePreprocessor`` (None for images).
+        table_: its JSON state (what ``save`` stores).
         offset_: threshold on ``score_samples``.
         method_: the score used.
+        entry_log_prob_: per kept column, the calibration of missing entries (above).
         mean_, scale_: standardisation of the columns (zero and one where not applied).
         constant_columns_: boolean mask of the columns dropped as constant.
-        n_features_in_: ``X.shape[1]`` as scikit-learn defines it (columns; an image's
-            height).
+        n_features_in_, feature_names_in_: as scikit-learn defines them.
+        decision_scores_, threshold_, labels_: PyOD's names (above).
     """
 
     def __init__(
@@ -150,6 +232,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         contamination="auto",
         likelihood="auto",
         column_types=None,
+        handle_unknown="rarest",
         latent_dim="auto",
         hidden_units="auto",
         architecture="auto",
@@ -168,6 +251,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.contamination = contamination
         self.likelihood = likelihood
         self.column_types = column_types
+        self.handle_unknown = handle_unknown
         self.latent_dim = latent_dim
         self.hidden_units = hidden_units
         self.architecture = architecture
@@ -196,6 +280,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             raise ValueError(
                 "likelihood must be 'auto', 'gaussian', 'student_t' or 'bernoulli'. "
                 f"Received: likelihood={self.likelihood!r}"
+            )
+        if self.handle_unknown not in HANDLE_UNKNOWN:
+            raise ValueError(
+                f"handle_unknown must be one of {HANDLE_UNKNOWN}. Received: handle_unknown={self.handle_unknown!r}"
             )
         for name in ("latent_dim", "epochs"):
             value = getattr(self, name)
@@ -238,8 +326,30 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 f"input_shape -> model. Received: model={type(m).__name__}"
             )
 
-    def _validate(self, X, reset):
-        X = validate_data(self, X, reset=reset, allow_nd=True, dtype=np.float64, ensure_min_samples=1)
+    def _read(self, X, reset):
+        """X -> ("table", the raw table) or ("images", a float64 array), validated with
+        scikit-learn (feature count and names)."""
+        if isinstance(X, np.ndarray) and X.dtype.names is not None:
+            import pandas as pd
+
+            X = pd.DataFrame(X)
+        if _is_text(X):
+            if not is_dataframe(X) and not isinstance(X, np.ndarray):
+                try:
+                    X = np.asarray(X)
+                except ValueError:
+                    X = np.asarray(X, dtype=object)
+            if not is_dataframe(X) and X.ndim != 2:
+                raise ValueError(
+                    f"Expected 2D array, got {X.ndim}D array instead: X must be a table "
+                    f"(n_samples, n_features). Received shape {X.shape}"
+                )
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return "table", X
+        X = validate_data(
+            self, X, reset=reset, allow_nd=True, dtype=np.float64, ensure_all_finite="allow-nan",
+            ensure_min_samples=1,
+        )
         if X.ndim == 3:
             X = X[..., None]
         if X.ndim not in (2, 4):
@@ -247,45 +357,49 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 "X must be a 2-D table (n_samples, n_features) or images (n, height, width"
                 f"[, channels]). Received: X with shape {X.shape}"
             )
-        return X
-
-    def _continuous_mask(self, d):
-        if self.column_types is None:
-            return np.ones(d, bool)
-        types = list(self.column_types)
-        if len(types) != d:
-            raise ValueError(
-                f"column_types must have one entry per column ({d}). "
-                f"Received: {len(types)} entries"
-            )
-        return np.array([t in TABULAR_LIKELIHOODS for t in types])
-
-    def _transform(self, X):
-        """Validated X -> the model's float32 input."""
         if X.ndim == 4:
+            if np.isnan(X).any():
+                raise ValueError(
+                    "X as images must contain only finite values: missing pixels (NaN) are "
+                    f"supported for tables only. Received: {int(np.isnan(X).sum())} NaN value(s)"
+                )
+            return "images", X
+        return "table", X
+
+    @property
+    def preprocessor_(self):
+        """The fitted ``probae.TablePreprocessor`` (None for images)."""
+        check_is_fitted(self, "table_")
+        return None if self.table_ is None else TablePreprocessor.from_config(self.table_)
+
+    def _prepare(self, X):
+        """Raw X -> the model's float32 input (NaN at missing entries)."""
+        check_is_fitted(self, "model_")
+        kind, X = self._read(X, reset=False)
+        if (kind == "images") != (self.table_ is None):
+            raise ValueError(
+                f"X is {'images' if kind == 'images' else 'a table'} but the detector was "
+                f"fitted on {'a table' if self.table_ is not None else 'images'}"
+            )
+        if kind == "images":
             return X.astype(np.float32)
-        Z = (X - self.mean_) / self.scale_
-        Z = np.clip(Z, -_CLIP, _CLIP)
-        return Z[:, ~self.constant_columns_].astype(np.float32)
+        return self.preprocessor_.transform(X)
 
     # ------------------------------------------------------------------ model
-    def _tabular_decoder(self, d_kept, kept):
-        if self.column_types is not None:
-            types = [t for t, k in zip(self.column_types, kept) if k]
-            return MixedDecoder(types, event_shape=(d_kept,), min_scale=_MIN_SCALE)
-        likelihood = _TABULAR_LIKELIHOOD if self.likelihood == "auto" else self.likelihood
-        if likelihood == "bernoulli":
+    def _continuous_likelihood(self):
+        if self.likelihood == "bernoulli":
             raise ValueError(
-                "likelihood='bernoulli' is for images with values in [0, 1]; use "
-                "column_types=['bernoulli', ...] for binary columns of a table."
+                "likelihood='bernoulli' is for images with values in [0, 1]; boolean and "
+                "two-valued columns of a table are Bernoulli already (column_types="
+                "{'name': 'bernoulli'} to force it)."
             )
-        cls = StudentTDecoder if likelihood == "student_t" else GaussianDecoder
-        return cls(event_shape=(d_kept,), scale="per_feature", min_scale=_MIN_SCALE)
+        return _TABULAR_LIKELIHOOD if self.likelihood == "auto" else self.likelihood
 
-    def _make_model(self, input_shape, x):
+    def _make_model(self, input_shape, x, table=None):
         if isinstance(self.model, ProbabilisticAutoencoder):
             config = self.model.get_config()
-            return type(self.model).from_config(config)
+            model = type(self.model).from_config(config)
+            return marginalize_missing(model) if np.isnan(x).any() else model
         if callable(self.model):
             model = self.model(input_shape)
             if not isinstance(model, ProbabilisticAutoencoder):
@@ -293,7 +407,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                     "model(input_shape) must return a probae.ProbabilisticAutoencoder. "
                     f"Received: {type(model).__name__}"
                 )
-            return model
+            return marginalize_missing(model) if np.isnan(x).any() else model
         seed = self.random_state
         if len(input_shape) == 3:
             latent = 16 if self.latent_dim == "auto" else self.latent_dim
@@ -315,10 +429,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         d = input_shape[0]
         latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
         hidden = (64, 32) if self.hidden_units == "auto" else tuple(self.hidden_units)
-        decoder = self._tabular_decoder(d, ~self.constant_columns_)
         beta = _TABULAR_BETA if self.beta == "auto" else float(self.beta)
-        return VAE(input_shape, latent, likelihood=decoder, hidden_units=hidden,
-                   architecture=self.architecture, seed=seed, beta=beta)
+        model = VAE(input_shape, latent, likelihood=table.decoder(min_scale=_MIN_SCALE),
+                    hidden_units=hidden, architecture=self.architecture, seed=seed, beta=beta)
+        return marginalize_missing(model)
 
     def _image_epochs(self, n):
         """Epochs for n images: ``epochs="auto"`` means about ``_AUTO_STEPS`` Adam steps of
@@ -345,79 +459,96 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _trim(self):
         return _TABULAR_TRIM if self.trim_fraction == "auto" else float(self.trim_fraction)
 
-    def _fit_table(self, model, Z, batch):
+    def _fit_table(self, model, Z, batch, weights):
         """Trains on a table: the first half of the epochs on all rows, then (with
         ``trim_fraction > 0`` and at least 2 epochs) the second half without the training
         rows that the half-trained model scores as most anomalous."""
         repeats, epochs = self._tabular_schedule(len(Z), batch)
         n_drop = int(self._trim() * len(Z))
         first = epochs // 2 if n_drop > 0 and len(Z) - n_drop >= 2 and epochs >= 2 else epochs
-        kwargs = dict(batch_size=batch, shuffle=True, verbose=self.verbose)
+
+        def train(rows, epochs, batch):
+            w = None if weights is None else np.tile(weights[rows], repeats)
+            model.fit(np.tile(Z[rows], (repeats, 1)), sample_weight=w, epochs=epochs, batch_size=batch,
+                      shuffle=True, verbose=self.verbose)
+
         if first > 0:
-            model.fit(np.tile(Z, (repeats, 1)), epochs=first, **kwargs)
+            train(np.arange(len(Z)), first, batch)
         if first < epochs:
             method = default_method(model) if self.method is None else self.method
-            scores = -self._score(Z, model, method)  # anomaly scores, NaN as the most anomalous
-            kept = Z[np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])]
-            batch = min(batch, len(kept))
-            model.fit(np.tile(kept, (repeats, 1)), epochs=epochs - first, **{**kwargs, "batch_size": batch})
+            entry = self._entry_log_prob(model, method, Z) if np.isnan(Z).any() else None
+            scores = -self._calibrated(Z, self._score(Z, model, method), entry)  # NaN: most anomalous
+            kept = np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])
+            train(kept, epochs - first, min(batch, len(kept)))
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Trains the model on X (labels are ignored) and sets ``offset_``.
 
         Args:
-            X: ``(n_samples, n_features)`` table or ``(n, height, width[, channels])``
-                images; n_samples >= 2, finite values.
+            X: a table (DataFrame, array or list of rows; missing entries allowed) or
+                images ``(n, height, width[, channels])``; n_samples >= 2.
             y: ignored.
+            sample_weight: None or one non-negative weight per row (as IsolationForest):
+                the weighted rows' share of every training step's loss, and of the
+                columns' means, standard deviations and category counts.
 
         Returns:
             self.
 
         Raises:
-            ValueError: invalid parameters, NaN or inf in X, fewer than 2 samples, only
-                constant columns.
+            ValueError: invalid parameters, inf in X, NaN in images, fewer than 2
+                samples, only constant columns, invalid weights.
+            TypeError: cells that are neither numbers, strings, booleans nor missing.
         """
         self._check_params()
-        X = self._validate(X, reset=True)
-        if X.shape[0] < 2:
+        kind, X = self._read(X, reset=True)
+        n = len(X)
+        if n < 2:
             raise ValueError(
                 f"AnomalyDetector needs at least 2 samples to fit. Received: n_samples = "
-                f"{X.shape[0]} (1 sample)"
+                f"{n} ({n} sample{'s' if n != 1 else ''})"
             )
-        if X.ndim == 2:
-            d = X.shape[1]
-            continuous = self._continuous_mask(d)
-            std = X.std(axis=0)
-            self.constant_columns_ = np.asarray(std <= 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0)))
-            if self.constant_columns_.all():
+        weights = _check_sample_weight(sample_weight, n)
+        table = None
+        if kind == "table":
+            table = TablePreprocessor(
+                column_types=self.column_types, continuous=self._continuous_likelihood(),
+                standardize=bool(self.standardize), handle_unknown=self.handle_unknown,
+            ).fit(X, sample_weight=weights)
+            if not table.kept_.any():
                 raise ValueError(
                     "X has no non-constant column: every feature takes a single value in the "
                     "training data, so there is nothing to model."
                 )
-            use = continuous & bool(self.standardize)
-            self.mean_ = np.where(use, X.mean(axis=0), 0.0)
-            self.scale_ = np.where(use & ~self.constant_columns_, std, 1.0)
-            self.scale_ = np.where(self.scale_ > 0, self.scale_, 1.0)
+            self.table_ = table.get_config()
+            self.mean_, self.scale_, self.constant_columns_ = table.means_and_scales()
+            Z = table.transform(X)
         else:
+            self.table_ = None
             self.constant_columns_ = np.zeros(0, bool)
             self.mean_ = np.zeros(0)
             self.scale_ = np.ones(0)
-        Z = self._transform(X)
+            Z = X.astype(np.float32)
         self.input_shape_ = tuple(Z.shape[1:])
         if self.random_state is not None:
             keras.utils.set_random_seed(self.random_state)
-        model = self._make_model(self.input_shape_, Z)
+        model = self._make_model(self.input_shape_, Z, table)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         batch = min(self.batch_size, len(Z))
-        if X.ndim == 2:
-            self._fit_table(model, Z, batch)
+        if kind == "table":
+            self._fit_table(model, Z, batch, weights)
         else:
-            model.fit(Z, epochs=self._image_epochs(len(Z)), batch_size=batch, shuffle=True,
-                      verbose=self.verbose)
+            model.fit(Z, sample_weight=weights, epochs=self._image_epochs(len(Z)), batch_size=batch,
+                      shuffle=True, verbose=self.verbose)
         self.model_ = model
         self.method_ = default_method(model) if self.method is None else self.method
-        scores = self._score(Z)
+        self.entry_log_prob_ = (
+            None if kind == "images" or not getattr(model.encoder, "allows_missing", False)
+            else self._entry_log_prob(model, self.method_, Z).tolist()
+        )
+        scores = self._calibrated(Z, self._score(Z))
+        self.train_scores_ = scores
         if self.contamination == "auto":
             median = np.median(scores)
             mad = np.median(np.abs(scores - median))
@@ -426,50 +557,204 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
+    def _seed(self):
+        return 0 if self.random_state is None else self.random_state
+
     def _score(self, Z, model=None, method=None):
         """Minus the anomaly scores of Z (NaN as -inf) under ``model`` and ``method``
-        (default: the fitted ``model_`` and ``method_``)."""
+        (default: the fitted ``model_`` and ``method_``), without the calibration."""
         model = self.model_ if model is None else model
         method = self.method_ if method is None else method
-        seed = 0 if self.random_state is None else self.random_state
-        s = -anomaly_scores(model, Z, method=method, seed=seed, num_samples=self.num_samples)
+        s = -anomaly.anomaly_scores(model, Z, method=method, seed=self._seed(), num_samples=self.num_samples)
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
+
+    def _entry_log_prob(self, model, method, Z):
+        """Per column j, the mean over (up to ``_CALIBRATION_ROWS``) rows observing x_j of
+        score(x_obs) - score(x_obs without x_j): what an entry of column j typically adds."""
+        rng = np.random.default_rng(self._seed())
+        rows = Z[np.sort(rng.choice(len(Z), min(len(Z), _CALIBRATION_ROWS), replace=False))]
+        parts, where = [rows], []
+        for j in range(Z.shape[1]):
+            observed = ~np.isnan(rows[:, j])
+            masked = rows[observed].copy()
+            masked[:, j] = np.nan
+            parts.append(masked)
+            where.append(observed)
+        scores = self._score(np.concatenate(parts), model, method)
+        base, start, out = scores[: len(rows)], len(rows), np.zeros(Z.shape[1])
+        for j, observed in enumerate(where):
+            diff = base[observed] - scores[start : start + observed.sum()]
+            start += observed.sum()
+            diff = diff[np.isfinite(diff)]
+            out[j] = float(diff.mean()) if len(diff) else 0.0
+        return out
+
+    def _calibrated(self, Z, scores, entry_log_prob=_FITTED_VALUE):
+        """``scores`` plus, per missing entry of column j, ``entry_log_prob[j]`` (default:
+        the fitted ``entry_log_prob_``)."""
+        if entry_log_prob is _FITTED_VALUE:
+            entry_log_prob = getattr(self, "entry_log_prob_", None)
+        if entry_log_prob is None or Z.ndim != 2:
+            return scores
+        return scores + np.isnan(Z).astype(np.float64) @ np.asarray(entry_log_prob, np.float64)
+
+    def anomaly_scores(self, X, method=None, seed=None, num_samples=None, per_feature=False, **kwargs):
+        """``probae.anomaly_scores`` of raw X under the detector's preprocessing and model.
+
+        X is preprocessed exactly as in ``fit`` (column types, standardisation,
+        vocabularies); the scores are ``probae.anomaly.anomaly_scores(model_, ...)`` of the
+        result, higher = more anomalous. With the detector's own method (``method=None``)
+        rows with missing entries get the calibration of ``score_samples``, so that the
+        scores equal ``-score_samples(X)``.
+
+        Args:
+            X: raw data, as for ``fit``.
+            method: None (``method_``) or a method of ``probae.anomaly_scores``.
+            seed: None (the detector's ``random_state``, as ``score_samples``) or an int.
+            num_samples: None (the detector's) or k.
+            per_feature: per-column contributions (as ``score_features``, without column
+                names).
+            **kwargs: ``background``, ``batch_size`` of ``probae.anomaly_scores``.
+
+        Returns:
+            A float64 array ``[n]`` (``[n, n_features]`` with ``per_feature``).
+        """
+        Z = self._prepare(X)
+        if per_feature:
+            return self._per_feature(Z, method or "reconstruction", seed)
+        own = method is None or method == self.method_
+        seed = self._seed() if seed is None else seed
+        num_samples = self.num_samples if num_samples is None else num_samples
+        s = anomaly.anomaly_scores(self.model_, Z, method=method or self.method_, seed=seed,
+                                   num_samples=num_samples, **kwargs).astype(np.float64)
+        return -self._calibrated(Z, -s) if own else s
 
     def score_samples(self, X):
         """Log-likelihood-type score per example: higher means more normal.
 
-        Minus ``probae.anomaly_scores(model_, X, method_)`` on the standardised data.
+        Minus ``probae.anomaly_scores(model_, preprocessed X, method_)``, plus the
+        calibration of missing entries (the class doc); rows whose score is NaN get -inf.
         """
-        check_is_fitted(self, "model_")
-        return self._score(self._transform(self._validate(X, reset=False)))
+        Z = self._prepare(X)
+        return self._calibrated(Z, self._score(Z))
 
     def decision_function(self, X):
-        """``score_samples(X) - offset_``: negative for outliers."""
+        """``score_samples(X) - offset_``: negative for outliers (scikit-learn's sign;
+        PyOD's decision_function is ``probae.anomaly_scores(detector, X)``)."""
         return self.score_samples(X) - self.offset_
 
     def predict(self, X):
         """+1 for inliers, -1 for outliers (``decision_function(X) < 0``)."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def score_features(self, X):
-        """Per-feature anomaly contributions ``[n, n_kept_features]`` (higher = more anomalous).
+    def _per_feature(self, Z, method="reconstruction", seed=None):
+        per = anomaly.anomaly_scores(self.model_, Z, method=method, per_feature=True,
+                                     seed=self._seed() if seed is None else seed,
+                                     num_samples=self.num_samples).astype(np.float64)
+        if Z.ndim != 2:
+            return per
+        per[np.isnan(Z)] = np.nan
+        full = np.zeros((len(Z), len(self.constant_columns_)))
+        full[:, ~self.constant_columns_] = per
+        return full
 
-        Minus log p of each (standardised) feature given the code, from
-        ``anomaly_scores(..., method="reconstruction", per_feature=True)``; columns dropped
-        as constant get 0.
+    def score_features(self, X):
+        """Per-feature anomaly contributions (higher = more anomalous).
+
+        Minus log p of each preprocessed column given the code, from
+        ``anomaly_scores(..., method="reconstruction", per_feature=True)``: a table gives
+        ``[n, n_features]`` (a DataFrame with X's column names and index when X is a
+        DataFrame), with 0 for columns dropped as constant and NaN for missing entries;
+        images give per-pixel maps.
         """
-        check_is_fitted(self, "model_")
-        X = self._validate(X, reset=False)
-        per = anomaly_scores(self.model_, self._transform(X), method="reconstruction", per_feature=True)
-        if X.ndim == 2:
-            full = np.zeros(X.shape, np.float32)
-            full[:, ~self.constant_columns_] = per
-            return full
+        per = self._per_feature(self._prepare(X))
+        if is_dataframe(X):
+            import pandas as pd
+
+            return pd.DataFrame(per, columns=X.columns, index=X.index)
         return per
+
+    def plot_contributions(self, X, n=4, max_features=10, ax=None, path=None):
+        """Draws the per-feature contributions of the ``n`` most anomalous rows of X.
+
+        A heat map (``probae.plotting.plot_feature_contributions``): one row per anomaly
+        (labelled with its position or DataFrame index and its anomaly score), one column
+        per feature (the ``max_features`` contributing most), minus log p(x_j | z) in each
+        cell, missing entries blank.
+
+        Args:
+            X: a table, as for ``fit``.
+            n: how many of the most anomalous rows to show.
+            max_features: how many features to show.
+            ax: a Matplotlib Axes to draw on (None: a new figure).
+            path: also save the figure there (PNG).
+
+        Returns:
+            The ``matplotlib.figure.Figure``.
+        """
+        from probae import plotting
+
+        contributions = np.asarray(self.score_features(X), np.float64)
+        if contributions.ndim != 2:
+            raise ValueError(
+                "plot_contributions draws tables; for images use probae.plotting.plot_anomaly_map "
+                "with score_features(X)."
+            )
+        scores = -self.score_samples(X)
+        names = [str(c) for c in X.columns] if is_dataframe(X) else self.preprocessor_.feature_names_in_
+        labels = list(X.index) if is_dataframe(X) else list(range(len(scores)))
+        return plotting.plot_feature_contributions(
+            contributions, scores, feature_names=names, row_labels=labels, n=n,
+            max_features=max_features, ax=ax, path=path,
+        )
+
+    # ------------------------------------------------------------------ PyOD's names
+    @property
+    def decision_scores_(self):
+        """PyOD: the training rows' anomaly scores (minus ``score_samples``)."""
+        check_is_fitted(self, "train_scores_")
+        return -np.asarray(self.train_scores_, np.float64)
+
+    @property
+    def threshold_(self):
+        """PyOD: the anomaly score above which a row is an outlier, ``-offset_``."""
+        check_is_fitted(self, "offset_")
+        return -float(self.offset_)
+
+    @property
+    def labels_(self):
+        """PyOD: 1 for the training rows ``predict`` flags (decision_scores_ > threshold_)."""
+        return (self.decision_scores_ > self.threshold_).astype(int)
+
+    def predict_proba(self, X, method="linear"):
+        """PyOD's outlier probability: ``[n, 2]``, columns P(inlier), P(outlier).
+
+        "linear": the anomaly score min-max scaled by the training scores
+        (``decision_scores_``) and clipped to [0, 1]; "unify": erf((s - mean) / (std
+        sqrt(2))) of the training scores' mean and standard deviation, clipped to [0, 1]
+        (Kriegel et al. 2011, Interpreting and unifying outlier scores).
+
+        Raises:
+            ValueError: an unknown ``method``.
+        """
+        if method not in PROBA_METHODS:
+            raise ValueError(f"method must be one of {PROBA_METHODS}. Received: method={method!r}")
+        train = self.decision_scores_
+        test = -self.score_samples(X)
+        if method == "linear":
+            span = train.max() - train.min()
+            with np.errstate(invalid="ignore"):
+                p = (test - train.min()) / (span if span > 0 else 1.0)
+        else:
+            std = train.std()
+            erf = np.vectorize(math.erf, otypes=[np.float64])
+            p = erf((test - train.mean()) / ((std if std > 0 else 1.0) * math.sqrt(2.0)))
+        p = np.clip(np.nan_to_num(p, nan=1.0), 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True
         return tags
 
     # ------------------------------------------------------------------ persistence
@@ -566,3 +851,16 @@ class _ModelBytes:
                 f.write(self.data)
             return keras.models.load_model(file)
 
+
+def anomaly_scores(model, x, method=None, **kwargs):
+    """``probae.anomaly_scores``: anomaly scores of a trained model or a fitted detector.
+
+    For a ``ProbabilisticAutoencoder`` it is ``probae.anomaly.anomaly_scores`` (see there:
+    the methods, seeds, per-feature scores). For a fitted ``probae.AnomalyDetector`` the
+    raw data are first preprocessed as the detector was trained (its column types,
+    standardisation and vocabularies: ``AnomalyDetector.anomaly_scores``), so
+    ``anomaly_scores(detector, X)`` equals ``-detector.score_samples(X)``.
+    """
+    if isinstance(model, AnomalyDetector):
+        return model.anomaly_scores(x, method=method, **kwargs)
+    return anomaly.anomaly_scores(model, x, method=method, **kwargs)

@@ -5,6 +5,8 @@
 - ``DiagonalGaussianMixture``: ``tfd.MixtureSameFamily`` of diagonal Gaussians with a
   matrix-product ``log_prob`` (the mixture and VampPrior priors).
 - ``Columnwise``: independent columns of different families (the mixed tabular decoder).
+- ``Masked``: an elementwise distribution whose ``log_prob`` is 0 at NaN entries (missing
+  values, marginalised by the decoders of ``probae.missing``).
 """
 
 import numpy as np
@@ -13,7 +15,7 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["LogitBernoulli", "DiagonalGaussianMixture", "Columnwise"]
+__all__ = ["LogitBernoulli", "DiagonalGaussianMixture", "Columnwise", "Masked"]
 
 
 class LogitBernoulli(tfd.Bernoulli):
@@ -167,3 +169,82 @@ class Columnwise(tfd.Distribution):
         seeds = tfp.random.split_seed(seed, n=len(self._components))
         parts = [tf.cast(c.sample(n, seed=s), tf.float32) for c, s in zip(self._components, seeds)]
         return self._join(parts)
+
+
+class Masked(tfd.Distribution):
+    """An elementwise distribution with missing entries: ``log_prob`` is 0 where x is NaN.
+
+    ``distribution`` has scalar events (batch shape ``[..., d]``, one entry per feature,
+    as every probae decoder's inner distribution). ``log_prob(x)`` is
+    ``distribution.log_prob(x)`` at the observed entries and exactly 0 at the NaN ones,
+    so ``tfd.Independent(Masked(d), 1).log_prob(x)`` is log p(x_obs), the likelihood of
+    the observed entries with the missing ones integrated out (each feature is
+    independent given the code). The missing entries are replaced by 0 (a value in the
+    support of every decoder family) before ``distribution.log_prob``, so no NaN reaches
+    a gradient. Sampling, mean, mode and standard deviation are ``distribution``'s.
+
+    Args:
+        distribution: the distribution of every entry (scalar events).
+
+    References: Mattei and Frellsen 2019, MIWAE: Deep generative modelling and
+    imputation of incomplete data sets.
+    """
+
+    def __init__(self, distribution, name="Masked"):
+        parameters = dict(locals())
+        if tuple(distribution.event_shape) != ():
+            raise ValueError(
+                "distribution must have scalar events (one entry per feature). Received: "
+                f"event_shape={distribution.event_shape}"
+            )
+        self._distribution = distribution
+        super().__init__(
+            dtype=distribution.dtype,
+            reparameterization_type=distribution.reparameterization_type,
+            validate_args=False,
+            allow_nan_stats=True,
+            parameters=parameters,
+            name=name,
+        )
+
+    @classmethod
+    def _parameter_properties(cls, dtype, num_classes=None):
+        return {}
+
+    @property
+    def distribution(self):
+        return self._distribution
+
+    def _batch_shape(self):
+        return self._distribution.batch_shape
+
+    def _batch_shape_tensor(self):
+        return self._distribution.batch_shape_tensor()
+
+    def _event_shape(self):
+        return tf.TensorShape([])
+
+    def _event_shape_tensor(self):
+        return tf.constant([], dtype=tf.int32)
+
+    def _log_prob(self, x):
+        x = tf.convert_to_tensor(x, tf.float32)
+        observed = tf.logical_not(tf.math.is_nan(x))
+        filled = tf.where(observed, x, tf.zeros_like(x))
+        log_prob = tf.cast(self._distribution.log_prob(tf.cast(filled, self._distribution.dtype)), tf.float32)
+        return tf.where(observed, log_prob, tf.zeros_like(log_prob))
+
+    def _sample_n(self, n, seed=None):
+        return self._distribution.sample(n, seed=seed)
+
+    def _mean(self):
+        return self._distribution.mean()
+
+    def _mode(self):
+        return self._distribution.mode()
+
+    def _stddev(self):
+        return self._distribution.stddev()
+
+    def _variance(self):
+        return self._distribution.variance()

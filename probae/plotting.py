@@ -28,6 +28,7 @@ __all__ = [
     "plot_history",
     "plot_anomaly_scores",
     "plot_anomaly_map",
+    "plot_feature_contributions",
     "slerp",
 ]
 
@@ -547,4 +548,83 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
     axes[0, 0].set_ylabel("input")
     axes[1, 0].set_ylabel("score")
     fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.9, label="per-pixel score")
+    return _finish(fig, path)
+
+
+def plot_feature_contributions(contributions, scores, feature_names=None, row_labels=None, n=4,
+                               max_features=10, ax=None, path=None):
+    """A heat map of the per-feature contributions of the ``n`` most anomalous rows.
+
+    One row of cells per anomaly (highest score first, labelled with ``row_labels`` and
+    the score), one column per feature: the ``max_features`` features with the largest
+    contribution in any of the rows shown, in that order. Each cell is the feature's
+    contribution (minus log p of the feature given the code, in nats; for example
+    ``AnomalyDetector.score_features``), written in the cell; NaN cells (missing entries)
+    are left blank and marked "missing".
+
+    Args:
+        contributions: ``[n_rows, n_features]`` contributions (higher = more anomalous).
+        scores: ``[n_rows]`` anomaly scores (higher = more anomalous) choosing the rows.
+        feature_names: names of the features (default "x0", "x1", ...).
+        row_labels: labels of the rows (default their positions).
+        n: number of rows shown.
+        max_features: number of features shown.
+        ax: a Matplotlib Axes to draw on, or None for a new figure.
+        path: save the figure there (PNG) when given.
+
+    Returns:
+        The ``matplotlib.figure.Figure`` (``ax.figure`` when ``ax`` is given).
+
+    Raises:
+        ValueError: shapes that do not match, or non-positive ``n`` / ``max_features``.
+    """
+    values = np.asarray(contributions, np.float64)
+    scores = np.asarray(scores, np.float64)
+    if values.ndim != 2:
+        raise ValueError(
+            f"contributions must be [n_rows, n_features]. Received: shape {values.shape}"
+        )
+    if scores.shape != (len(values),):
+        raise ValueError(
+            f"scores must have one value per row of contributions ({len(values)},). "
+            f"Received: shape {scores.shape}"
+        )
+    n = check_positive_int(n, "n")
+    max_features = check_positive_int(max_features, "max_features")
+    names = [f"x{j}" for j in range(values.shape[1])] if feature_names is None else list(feature_names)
+    if len(names) != values.shape[1]:
+        raise ValueError(
+            f"feature_names must have one name per column ({values.shape[1]}). Received: {len(names)}"
+        )
+    labels = list(range(len(values))) if row_labels is None else list(row_labels)
+    if len(labels) != len(values):
+        raise ValueError(
+            f"row_labels must have one label per row ({len(values)}). Received: {len(labels)}"
+        )
+    order = np.argsort(-np.nan_to_num(scores, nan=-np.inf), kind="stable")[:n]
+    shown = values[order]
+    strength = np.nan_to_num(shown, nan=-np.inf).max(axis=0)
+    columns = np.argsort(-strength, kind="stable")[:max_features]
+    cells = shown[:, columns]
+    if ax is None:
+        fig = _new_figure(1.0 + 0.9 * len(columns), 1.2 + 0.55 * len(order))
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    finite = cells[np.isfinite(cells)]
+    bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+    image = ax.imshow(np.ma.masked_invalid(cells), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for i in range(cells.shape[0]):
+        for j in range(cells.shape[1]):
+            value = cells[i, j]
+            text = "missing" if np.isnan(value) else f"{value:.1f}"
+            strong = np.isfinite(value) and abs(value) > 0.6 * bound
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="white" if strong else ("grey" if np.isnan(value) else "black"))
+    ax.set_xticks(np.arange(len(columns)))
+    ax.set_xticklabels([str(names[j])[:18] for j in columns], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(order)))
+    ax.set_yticklabels([f"{labels[r]} (score {scores[r]:.1f})" for r in order], fontsize=8)
+    ax.set_title("per-feature contributions of the most anomalous rows (nats)", fontsize=9)
+    fig.colorbar(image, ax=ax, label="minus log p(feature | code)")
     return _finish(fig, path)

@@ -130,11 +130,15 @@ def test_mixed_column_types_detector():
         ({"random_state": -2}, None, ValueError, "random_state"),
         ({"model": "vae"}, None, TypeError, "model"),
         ({"column_types": ["gaussian"]}, None, ValueError, "column_types"),
-        ({}, np.full((10, 3), np.nan), ValueError, "NaN"),
+        ({}, np.full((10, 3), np.inf), ValueError, "infinity"),
+        ({}, np.full((10, 3), np.nan), ValueError, "non-constant"),  # nothing observed
         ({}, np.zeros((1, 3)), ValueError, "1 sample"),
         ({}, np.ones((10, 3)), ValueError, "non-constant"),
         ({}, np.zeros((10,)), ValueError, "2D"),
-        ({}, np.array([["a", "b"], ["c", "d"]]), ValueError, "float"),
+        ({}, np.array([["a", "b"], ["a", "b"]]), ValueError, "non-constant"),
+        ({}, np.array([[1.0, {"a": 1}], [2.0, "b"]], dtype=object), TypeError, "type dict"),
+        ({"handle_unknown": "ignore"}, None, ValueError, "handle_unknown"),
+        ({"column_types": {"z": "gaussian"}}, None, ValueError, "'z'"),
     ],
 )
 def test_detector_bad_input(params, X, exc, match):
@@ -182,8 +186,8 @@ def test_unfitted_and_wrong_width():
     det = probae.AnomalyDetector(epochs=1, hidden_units=(8,), num_samples=5).fit(curve_data(20))
     with pytest.raises(ValueError, match="features"):
         det.score_samples(np.zeros((3, D + 2)))
-    with pytest.raises(ValueError, match="NaN"):
-        det.score_samples(np.full((3, D), np.nan))
+    with pytest.raises(ValueError, match="infinity"):
+        det.score_samples(np.full((3, D), np.inf))
 
 
 def test_detector_separates_breastw_anomalies(data_dir):
