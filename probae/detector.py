@@ -8,6 +8,7 @@ It follows scikit-learn's outlier-detector conventions (as ``IsolationForest`` d
 documented aliases (see the class doc).
 """
 
+import hashlib
 import json
 import math
 import numbers
@@ -20,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from probae import anomaly
+from probae import anomaly, saving
 from probae.anomaly import METHODS, default_method
 from probae.decoders import GaussianDecoder, StudentTDecoder
 from probae.missing import marginalize_missing
@@ -774,49 +775,121 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return params, model_param, fitted
 
     def save(self, path):
-        """Saves the detector to one zip file, without pickle.
+        """Saves the detector to one zip file, without pickle, atomically.
 
         The file holds ``params.json`` (the constructor parameters and fitted scalars and
-        arrays, as JSON) and the model in Keras' ``.keras`` format (``model.keras``, and
-        ``model_param.keras`` for a model passed as the ``model`` parameter).
+        arrays, as JSON, and a SHA-256 digest of every other member) and the model in
+        Keras' ``.keras`` format (``model.keras``, and ``model_param.keras`` for a model
+        passed as the ``model`` parameter). It is written under a temporary name beside
+        ``path`` and renamed over it (``probae.saving.replace_atomically``), so an
+        interrupted save never leaves a corrupt file in place of a good one.
 
         Args:
             path: file path (for example "detector.zip").
+
+        Raises:
+            TypeError: ``path`` is not a path.
+            ValueError: the ``model`` parameter is a callable, or the model's weights are
+                NaN or infinite.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
         params, model_param, fitted = self._state()
-        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path, "w") as zf:
-            zf.writestr("params.json", json.dumps({"params": params, "fitted": fitted}))
-            for name, model in (("model.keras", getattr(self, "model_", None)), ("model_param.keras", model_param)):
-                if model is not None:
-                    file = os.path.join(tmp, name)
-                    model.save(file)
-                    zf.write(file, name)
+
+        def write(tmp):
+            with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(tmp, "w") as zf:
+                digests = {}
+                for name, model in (("model.keras", getattr(self, "model_", None)), ("model_param.keras", model_param)):
+                    if model is not None:
+                        file = os.path.join(folder, name)
+                        model.save(file)
+                        with open(file, "rb") as f:
+                            digests[name] = hashlib.sha256(f.read()).hexdigest()
+                        zf.write(file, name)
+                zf.writestr("params.json", json.dumps(
+                    {"format": _ARCHIVE_FORMAT, "params": params, "fitted": fitted, "sha256": digests}
+                ))
+
+        saving.replace_atomically(write, path)
 
     @classmethod
     def load(cls, path):
-        """Loads a detector written by ``save``; it scores exactly as the saved one."""
-        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
-            state = json.loads(zf.read("params.json"))
-            names = zf.namelist()
-            models = {}
-            for name in ("model.keras", "model_param.keras"):
-                if name in names:
-                    zf.extract(name, tmp)
-                    models[name] = keras.models.load_model(os.path.join(tmp, name))
-        params = state["params"]
+        """Loads a detector written by ``save``; it scores exactly as the saved one.
+
+        The models are read by ``probae.load_model`` (Keras' safe mode: no code in the
+        file is run), and every parameter and fitted attribute is checked.
+
+        Raises:
+            TypeError: ``path`` is not a path.
+            FileNotFoundError: no file at ``path``.
+            InvalidModelFileError (a ValueError): the file is not a complete zip archive,
+                is not a saved detector, was edited (a member's digest, an unknown
+                parameter or attribute, a value of the wrong type or length), or holds a
+                model that ``probae.load_model`` refuses.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"path does not exist: no saved detector at path={path!r}")
+        prefix = f"path={path!r} is not a loadable probae AnomalyDetector"
+        models = {}
+        try:
+            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as zf:
+                names = set(zf.namelist())
+                if "params.json" not in names:
+                    raise saving.InvalidModelFileError(f"{prefix}: the archive has no params.json.")
+                state = json.loads(zf.read("params.json"))
+                if not isinstance(state, dict) or not isinstance(state.get("params"), dict) or (
+                    not isinstance(state.get("fitted"), dict)
+                ):
+                    raise saving.InvalidModelFileError(
+                        f"{prefix}: its params.json holds no 'params' and 'fitted' tables."
+                    )
+                digests = state.get("sha256", {})
+                for name in ("model.keras", "model_param.keras"):
+                    if name not in names:
+                        continue
+                    data = zf.read(name)
+                    if name in digests and hashlib.sha256(data).hexdigest() != digests[name]:
+                        raise saving.InvalidModelFileError(
+                            f"{prefix}: {name} was changed after the detector was saved (its "
+                            "SHA-256 digest differs from the one recorded)."
+                        )
+                    file = os.path.join(tmp, name)
+                    with open(file, "wb") as f:
+                        f.write(data)
+                    try:
+                        models[name] = saving.load_model(file)
+                    except saving.InvalidModelFileError as err:
+                        raise saving.InvalidModelFileError(
+                            f"{prefix}: its {name} is refused: " + str(err).split(" is not a loadable probae model", 1)[-1].lstrip(": ")
+                        ) from None
+        except zipfile.BadZipFile as err:
+            raise saving.InvalidModelFileError(
+                f"{prefix}: it is not a complete zip archive ({err}); the file may be truncated "
+                "or of another format."
+            ) from None
+        except RecursionError:
+            raise saving.InvalidModelFileError(f"{prefix}: its params.json is nested too deeply to read.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise saving.InvalidModelFileError(f"{prefix}: its params.json is not valid JSON ({err}).") from None
+        params = dict(state["params"])
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise saving.InvalidModelFileError(f"{prefix}: unknown parameter(s) {unknown} in params.json.")
         if isinstance(params.get("hidden_units"), list):  # JSON has no tuples
             params["hidden_units"] = tuple(params["hidden_units"])
-        det = cls(model=models.get("model_param.keras"), **params)
+        try:
+            det = cls(model=models.get("model_param.keras"), **params)
+            det._check_params()
+        except (TypeError, ValueError) as err:
+            raise saving.InvalidModelFileError(f"{prefix}: a parameter in params.json is invalid: {err}") from None
         for key, value in state["fitted"].items():
-            if key in ("mean_", "scale_"):
-                value = np.asarray(value, np.float64)
-            elif key == "constant_columns_":
-                value = np.asarray(value, bool)
-            elif key == "input_shape_":
-                value = tuple(value)
-            setattr(det, key, value)
+            setattr(det, key, _fitted_value(prefix, key, value))
         if "model.keras" in models:
             det.model_ = models["model.keras"]
+        _check_fitted_state(prefix, det)
         return det
 
     def __getstate__(self):
@@ -834,6 +907,88 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.__dict__.update(state)
 
 
+_ARCHIVE_FORMAT = "probae.AnomalyDetector/1"
+
+
+def _fitted_value(prefix, key, value):
+    """A fitted attribute read from params.json, converted and checked."""
+    def bad(expected):
+        return saving.InvalidModelFileError(
+            f"{prefix}: the fitted attribute {key} must be {expected}. Received: {str(value)[:80]}"
+        )
+
+    if key not in _FITTED:
+        raise saving.InvalidModelFileError(f"{prefix}: unknown fitted attribute {key!r} in params.json.")
+    if key in ("mean_", "scale_", "train_scores_"):
+        try:
+            array = np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            raise bad("a list of numbers") from None
+        if array.ndim != 1 or not np.all(np.isfinite(array)) or (key == "scale_" and np.any(array <= 0)):
+            raise bad("a list of finite numbers" + (" > 0" if key == "scale_" else ""))
+        return array
+    if key == "constant_columns_":
+        if not isinstance(value, list) or not all(isinstance(v, bool) for v in value):
+            raise bad("a list of booleans")
+        return np.asarray(value, bool)
+    if key == "input_shape_":
+        if not isinstance(value, list) or not value or not all(_is_int(v) and v > 0 for v in value):
+            raise bad("a list of positive integers")
+        return tuple(value)
+    if key == "offset_":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise bad("a finite number")
+        return float(value)
+    if key == "n_features_in_":
+        if not _is_int(value) or value < 1:
+            raise bad("a positive integer")
+        return int(value)
+    if key == "method_":
+        if value not in METHODS:
+            raise bad(f"one of {METHODS}")
+        return value
+    if key == "feature_names_in_":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+        return np.asarray(value, object)
+    if key == "entry_log_prob_":
+        if value is not None and (not isinstance(value, list) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        )):
+            raise bad("null or a list of finite numbers")
+        return value
+    if key == "table_" and value is not None and not isinstance(value, dict):
+        raise bad("null or a table description")
+    return value
+
+
+def _check_fitted_state(prefix, det):
+    """Cross-checks the fitted attributes of a loaded detector (lengths, the model's shape)."""
+    if not hasattr(det, "offset_"):
+        return  # saved unfitted
+    if not hasattr(det, "model_"):
+        raise saving.InvalidModelFileError(f"{prefix}: the detector is fitted but the archive has no model.keras.")
+    n = getattr(det, "n_features_in_", None)
+    lengths = {k: len(getattr(det, k)) for k in ("mean_", "scale_", "constant_columns_") if hasattr(det, k)}
+    for key, length in lengths.items():
+        if length not in (0, n) or length != max(lengths.values()):
+            raise saving.InvalidModelFileError(
+                f"{prefix}: the fitted attribute {key} has {length} entries, where the detector "
+                f"has n_features_in_={n} (the file was edited)."
+            )
+    shape = getattr(det, "input_shape_", None)
+    if shape is not None and tuple(det.model_.event_shape or ()) != tuple(shape):
+        raise saving.InvalidModelFileError(
+            f"{prefix}: input_shape_={shape} does not match the model's input shape "
+            f"{det.model_.event_shape} (the file was edited)."
+        )
+    if getattr(det, "table_", None) is not None:
+        try:
+            det.preprocessor_  # noqa: B018 (rebuilt from table_ to check it)
+        except (TypeError, ValueError, KeyError) as err:
+            raise saving.InvalidModelFileError(f"{prefix}: its table_ description is invalid: {err}") from None
+
+
 class _ModelBytes:
     """A model stored as the bytes of its ``.keras`` file (pickling support)."""
 
@@ -849,7 +1004,7 @@ class _ModelBytes:
             file = os.path.join(tmp, "m.keras")
             with open(file, "wb") as f:
                 f.write(self.data)
-            return keras.models.load_model(file)
+            return saving.load_model(file)
 
 
 def anomaly_scores(model, x, method=None, **kwargs):

@@ -237,3 +237,121 @@ def test_temporary_files_of_killed_saves_are_removed_at_the_next_save(saved, tmp
     finally:
         alive.kill()
         alive.wait()
+
+
+# ----------------------------------------------------------- the detector's archive
+@pytest.fixture(scope="module")
+def detector_file(tmp_path_factory):
+    X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    det = probae.AnomalyDetector(epochs=1, hidden_units=(8,), latent_dim=2, num_samples=5).fit(X)
+    path = tmp_path_factory.mktemp("det") / "detector.zip"
+    det.save(path)
+    return det, path, X
+
+
+def _edit_archive(src, dst, member, edit):
+    """Copies the archive ``src`` to ``dst`` with ``edit(bytes) -> bytes`` applied to one member
+    (``edit=None`` drops it). An edited model's digest in params.json is recomputed, as a
+    deliberate editor would, so that the model itself reaches the safe loader."""
+    import hashlib
+
+    with zipfile.ZipFile(src) as zin:
+        members = {item.filename: zin.read(item.filename) for item in zin.infolist()}
+    if edit is None:
+        del members[member]
+    else:
+        members[member] = edit(members[member])
+    if member.endswith(".keras") and edit is not None:
+        state = json.loads(members["params.json"])
+        state["sha256"][member] = hashlib.sha256(members[member]).hexdigest()
+        members["params.json"] = json.dumps(state).encode()
+    with zipfile.ZipFile(dst, "w") as zout:
+        for name, data in members.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def _edit_state(change):
+    def edit(data):
+        state = json.loads(data)
+        change(state)
+        return json.dumps(state).encode()
+
+    return edit
+
+
+def _lambda_model(data):
+    """The model member rewritten to hold a Lambda layer (code that safe mode refuses)."""
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for item in zin.infolist():
+            member = zin.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(member)
+                _inject_lambda(config)
+                member = json.dumps(config).encode()
+            zout.writestr(item.filename, member)
+    return out.getvalue()
+
+
+DETECTOR_EDITS = [
+    ("no params.json", "params.json", None, "no params.json"),
+    ("params not JSON", "params.json", lambda d: b"{not json", "not valid JSON"),
+    ("params nested deep", "params.json", lambda d: b"[" * 100_000 + b"]" * 100_000, "nested"),
+    ("unknown parameter", "params.json", _edit_state(lambda s: s["params"].update(colour="red")), "colour"),
+    ("class attribute", "params.json", _edit_state(lambda s: s["fitted"].update(__class__="x")), "__class__"),
+    ("mean_ of the wrong length", "params.json", _edit_state(lambda s: s["fitted"].update(mean_=[0.0] * 7)), "mean_"),
+    ("offset_ not a number", "params.json", _edit_state(lambda s: s["fitted"].update(offset_="low")), "offset_"),
+    ("model digest", "params.json", _edit_state(lambda s: s["sha256"].update({"model.keras": "0" * 64})), "SHA-256"),
+    ("model with a Lambda", "model.keras", _lambda_model, "Lambda"),
+    ("model not a zip", "model.keras", lambda d: b"nonsense", "model.keras"),
+]
+
+
+@pytest.mark.parametrize("member, edit, text", [c[1:] for c in DETECTOR_EDITS], ids=[c[0] for c in DETECTOR_EDITS])
+def test_edited_detector_archive_is_an_invalid_file(detector_file, tmp_path, member, edit, text):
+    _, path, _ = detector_file
+    bad = _edit_archive(path, tmp_path / "edited.zip", member, edit)
+    with pytest.raises(probae.InvalidModelFileError) as info:
+        probae.AnomalyDetector.load(bad)
+    message = str(info.value)
+    assert text in message and "edited.zip" in message, message
+
+
+def test_foreign_or_truncated_detector_archive_is_an_invalid_file(detector_file, tmp_path):
+    _, path, _ = detector_file
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    text = tmp_path / "notes.zip"
+    text.write_text("hello")
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    for bad in (cut, text, other):
+        with pytest.raises(probae.InvalidModelFileError, match=f"path=.*{bad.name}"):
+            probae.AnomalyDetector.load(bad)
+    with pytest.raises(FileNotFoundError, match="path="):
+        probae.AnomalyDetector.load(tmp_path / "missing.zip")
+    with pytest.raises(TypeError, match="path"):
+        probae.AnomalyDetector.load(3)
+
+
+def test_detector_save_is_atomic(detector_file, tmp_path, monkeypatch):
+    """A save that fails while writing the model leaves the previous archive intact and no
+    temporary file; the saved detector loads through probae's safe loader."""
+    det, path, X = detector_file
+    target = tmp_path / "detector.zip"
+    target.write_bytes(path.read_bytes())
+    loaded = probae.AnomalyDetector.load(target)
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(probae.ProbabilisticAutoencoder, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        det.save(target)
+    assert target.read_bytes() == path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.zip"]
