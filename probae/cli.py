@@ -16,7 +16,6 @@ wrong shape) end with exit code 2 and a one-line message.
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -160,10 +159,8 @@ def _is_image(shape):
     shape = tuple(shape)
     if len(shape) == 3 and shape[-1] in (1, 3):
         return True
-    if len(shape) == 2:
-        return True
-    # Flat vectors count as images when square and not tiny (tabular data rarely is both).
-    return len(shape) == 1 and shape[0] >= 64 and math.isqrt(shape[0]) ** 2 == shape[0]
+    # A flat vector is a signal or a table row, whatever its length (never a square image).
+    return len(shape) == 2
 
 
 # ---------------------------------------------------------------------- models

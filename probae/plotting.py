@@ -2,9 +2,18 @@
 
 Every function draws on a new ``matplotlib.figure.Figure`` (rendered by the Agg backend,
 without pyplot, so it works without a display and leaks no global state), returns it, and
-saves it as a PNG when ``path`` is given. Image plots accept batches shaped
-``[n, height, width]``, ``[n, height, width, channels]`` or flat ``[n, d]`` vectors whose
-``d`` is a square (``image_shape`` overrides the guess).
+saves it as a PNG when ``path`` is given.
+
+Images or lines: what one example is decides how it is drawn, never its length. An example
+of rank 2 or 3 (``[height, width]`` or ``[height, width, channels]``) is an image; an
+example of rank 1 (``[d]``) is a signal, drawn as a line, whatever d is (a length-100
+signal is not a 10 x 10 image). Functions that receive arrays read the rank from the
+array (``[n, d]`` is n signals); those that take a model draw what the model produces,
+whose rank is its ``event_shape``'s. ``image_shape=`` draws flat vectors as images.
+
+Conditional models: every function that encodes, decodes or samples takes ``condition=``,
+passed on to the model: one row per example, one row for all, or an integer class label
+where the condition is one-hot.
 """
 
 import math
@@ -51,7 +60,9 @@ def _finish(fig, path, dpi=100):
 
 
 def _as_images(x, name, image_shape=None):
-    """A batch -> ``[n, h, w]`` (grey) or ``[n, h, w, 3]`` (colour) floats for imshow."""
+    """A batch -> ``[n, d]`` signals (one axis per example, drawn as lines), or ``[n, h, w]``
+    (grey) or ``[n, h, w, 3 or 4]`` (colour) images; ``image_shape`` makes flat vectors
+    images."""
     x = as_float_array(x, name)
     n = x.shape[0]
     if image_shape is not None:
@@ -62,25 +73,26 @@ def _as_images(x, name, image_shape=None):
                 f"({int(np.prod(x.shape[1:]))}). Received: image_shape={image_shape}"
             )
         x = x.reshape(n, *image_shape)
-    elif x.ndim == 2:
-        side = math.isqrt(x.shape[1])
-        if side * side != x.shape[1]:
-            raise ValueError(
-                f"{name} must hold images: [n, height, width(, channels)] or flat vectors of "
-                f"a square size. Received: {name} with shape {x.shape}; pass image_shape=..."
-            )
-        x = x.reshape(n, side, side)
+    if x.ndim == 2:
+        return x  # signals
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (3, 4)):
         raise ValueError(
-            f"{name} must hold grey or RGB images. Received: {name} with shape {x.shape}"
+            f"{name} must hold signals [n, d] or grey or RGB images [n, height, width(, "
+            f"channels)]. Received: {name} with shape {x.shape}"
         )
     return x
 
 
-def _show(ax, image, vmin=0.0, vmax=1.0, cmap="gray"):
-    if image.ndim == 3:
+def _show(ax, image, vmin=0.0, vmax=1.0, cmap="gray", **line):
+    """Draws one example: a signal as a line (with ``line`` options), else an image."""
+    if image.ndim == 1:
+        margin = 0.05 * (vmax - vmin)
+        ax.plot(np.arange(len(image)), image, lw=1, **line)
+        ax.set_ylim(vmin - margin, vmax + margin)
+        ax.set_xlim(0, max(len(image) - 1, 1))
+    elif image.ndim == 3:
         ax.imshow(np.clip(image, vmin, vmax))
     else:
         ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -98,7 +110,7 @@ def _value_range(*arrays):
 
 def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, title=None):
     """Draws ``images`` (length nrows * ncols, row-major) in a grid; returns the figure."""
-    width = ncols * cell + (0.9 if row_labels else 0.0)
+    width = ncols * cell * (1.8 if images.ndim == 2 else 1.0) + (0.9 if row_labels else 0.0)
     fig = _new_figure(width, nrows * cell + (0.4 if title else 0.0))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     vmin, vmax = _value_range(images)
@@ -119,26 +131,42 @@ def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, titl
     return fig
 
 
-def _encoder_means(model, x):
+def _rows(model, condition, n):
+    """A condition for n examples: one condition row, or one integer label, repeated n
+    times; rows of several examples pass as they are (the model checks them)."""
+    if condition is None:
+        return None
+    c = np.asarray(condition)
+    one = () if model.condition_shape is None else tuple(model.condition_shape)
+    if c.ndim == 0 or c.shape == one:
+        return np.broadcast_to(c, (n, *c.shape))
+    return c
+
+
+def _encoder_means(model, x, condition=None):
     from probae.posteriors import point_estimate
 
-    return np.asarray(point_estimate(model.encode(x)), dtype=np.float32)
+    posterior = model.encode(x, condition=_rows(model, condition, len(x)))
+    return np.asarray(point_estimate(posterior), dtype=np.float32)
 
 
-def _decoder_means(model, z):
-    return np.asarray(model.decode(np.asarray(z, dtype=np.float32)).mean(), dtype=np.float32)
+def _decoder_means(model, z, condition=None):
+    z = np.asarray(z, dtype=np.float32)
+    likelihood = model.decode(z, condition=_rows(model, condition, len(z)))
+    return np.asarray(likelihood.mean(), dtype=np.float32)
 
 
 # ---------------------------------------------------------------------- images
 def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None, path=None):
-    """A grid of images.
+    """A grid of images, or of signals drawn as lines (see the module doc).
 
     Args:
-        images: a batch of images (see the module doc for accepted shapes).
+        images: a batch: ``[n, h, w]`` or ``[n, h, w, channels]`` images, or ``[n, d]``
+            signals.
         ncols: images per row.
         title: optional figure title.
         row_labels: optional text left of each row.
-        image_shape: shape of one image, when the batch is flat and not square.
+        image_shape: shape of one image, to draw flat vectors as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -157,14 +185,15 @@ def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None,
 
 
 def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
-    """Originals (top row) above their reconstructions (bottom row).
+    """Originals (top row) above their reconstructions (bottom row); for signals, one
+    panel per example with the original (solid) and its reconstruction (dashed).
 
     Args:
         x: the inputs.
         reconstructions: the model's reconstructions of ``x`` (for example
             ``model.reconstruct(x)``), same shape.
         n: number of pairs shown (the first n).
-        image_shape: shape of one image, when the batch is flat and not square.
+        image_shape: shape of one image, to draw flat vectors as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -181,31 +210,43 @@ def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
             f"reconstructions must have the shape of x {x.shape}. Received: {r.shape}"
         )
     n = min(n, len(x))
+    if x.ndim == 2:  # signals: overlaid
+        fig = _new_figure(1.8 * n + 0.4, 1.8)
+        axes = fig.subplots(1, n, squeeze=False)[0]
+        vmin, vmax = _value_range(x[:n], r[:n])
+        for j, ax in enumerate(axes):
+            _show(ax, x[j], vmin, vmax, label="input")
+            _show(ax, r[j], vmin, vmax, ls="--", label="reconstruction")
+        axes[0].legend(fontsize=7, loc="upper left")
+        return _finish(fig, path)
     fig = _grid(np.concatenate([x[:n], r[:n]]), 2, n, row_labels=["input", "recon."])
     return _finish(fig, path)
 
 
-def plot_samples(model, n=64, ncols=8, seed=0, mean=True, image_shape=None, path=None):
+def plot_samples(
+    model, n=64, ncols=8, seed=0, mean=True, condition=None, image_shape=None, path=None
+):
     """Samples from the prior: z ~ p(z), shown as the decoder's mean (or a draw from it).
 
     Args:
-        model: a trained ``ProbabilisticAutoencoder`` whose data are images.
+        model: a trained ``ProbabilisticAutoencoder``.
         n: number of samples.
         ncols: samples per row.
         seed: sampling seed.
         mean: show E[x|z] (smooth) instead of a sample x ~ p(x|z) (noisy).
-        image_shape: shape of one image, when the data are flat and not square.
+        condition: a conditional model's condition (see the module doc).
+        image_shape: shape of one image, to draw flat data as images.
         path: where to save a PNG, or None.
 
     Returns:
         The figure.
     """
-    images = model.sample(check_positive_int(n, "n"), seed=seed, mean=mean)
+    images = model.sample(check_positive_int(n, "n"), seed=seed, mean=mean, condition=condition)
     return plot_images(images, ncols=ncols, image_shape=image_shape, path=path)
 
 
 # ---------------------------------------------------------------------- latent space
-def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000):
+def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condition=None):
     """The encoder means of ``x`` in the plane, coloured by label.
 
     A 2-D code is drawn directly; a larger one is projected on its first two principal
@@ -217,13 +258,16 @@ def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000):
         labels: one integer label per input, or None.
         path: where to save a PNG, or None.
         max_points: at most this many points (the first ones) are drawn.
+        condition: a conditional model's condition (see the module doc).
 
     Returns:
         The figure.
     """
     max_points = check_positive_int(max_points, "max_points")
-    x = as_float_array(x, "x")[:max_points]
-    z = _encoder_means(model, x)
+    x = as_float_array(x, "x")
+    condition = _rows(model, condition, len(x))
+    x = x[:max_points]
+    z = _encoder_means(model, x, None if condition is None else condition[:max_points])
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)[:max_points]
         if len(labels) != len(x):
@@ -270,16 +314,17 @@ def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
     return np.quantile(np.asarray(draws), probabilities, axis=0)
 
 
-def plot_manifold(model, n=15, image_shape=None, path=None):
+def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
     """The learned 2-D manifold: decoder means on an n x n grid of prior quantiles.
 
     The grid covers the prior's 5% to 95% quantiles in each latent dimension, so equal
-    steps hold equal prior mass.
+    steps hold equal prior mass. Signals are drawn as an n x n grid of lines.
 
     Args:
         model: a trained ``ProbabilisticAutoencoder`` with ``latent_dim == 2``.
         n: grid points per dimension.
-        image_shape: shape of one image, when the data are flat and not square.
+        condition: a conditional model's condition (see the module doc).
+        image_shape: shape of one image, to draw flat data as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -297,7 +342,14 @@ def plot_manifold(model, n=15, image_shape=None, path=None):
     q = _prior_quantiles(model, np.linspace(0.05, 0.95, n))
     # Rows go from high z2 (top) to low z2, columns from low z1 to high z1.
     z = np.array([[q[j, 0], q[n - 1 - i, 1]] for i in range(n) for j in range(n)], np.float32)
-    images = _as_images(_decoder_means(model, z), "decoded", image_shape)
+    images = _as_images(_decoder_means(model, z, condition), "decoded", image_shape)
+    if images.ndim == 2:  # signals
+        fig = _grid(
+            images, n, n,
+            row_labels=[f"z2={v + 0.0:.1f}" for v in q[::-1, 1]],
+            col_labels=[f"z1={v + 0.0:.1f}" for v in q[:, 0]],
+        )
+        return _finish(fig, path)
     h, w = images.shape[1:3]
     canvas_shape = (n * h, n * w) + images.shape[3:]
     canvas = np.zeros(canvas_shape, np.float32)
@@ -339,7 +391,9 @@ def slerp(z0, z1, t):
     return (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
 
 
-def plot_interpolation(model, x_start, x_end, steps=10, image_shape=None, path=None):
+def plot_interpolation(
+    model, x_start, x_end, steps=10, condition=None, image_shape=None, path=None
+):
     """Decoded interpolation between the codes of two inputs, linear and spherical.
 
     Row 1: linear, z(t) = (1 - t) z0 + t z1; row 2: spherical (``slerp``), which keeps
@@ -350,7 +404,9 @@ def plot_interpolation(model, x_start, x_end, steps=10, image_shape=None, path=N
         model: a trained ``ProbabilisticAutoencoder``.
         x_start, x_end: two single inputs (no batch axis) or batches of one.
         steps: images per row, ends included (>= 2).
-        image_shape: shape of one image, when the data are flat and not square.
+        condition: a conditional model's condition, one for the whole plot (one row or an
+            integer label).
+        image_shape: shape of one image, to draw flat data as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -368,12 +424,13 @@ def plot_interpolation(model, x_start, x_end, steps=10, image_shape=None, path=N
         if len(x) != 1:
             raise ValueError(f"{name} must be one example. Received: {len(x)} examples")
         pair.append(x)
-    z = _encoder_means(model, np.concatenate(pair))
+    z = _encoder_means(model, np.concatenate(pair), condition)
     t = np.linspace(0.0, 1.0, steps)
     linear = (1 - t)[:, None] * z[0] + t[:, None] * z[1]
     spherical = slerp(z[0], z[1], t)
     images = _as_images(
-        _decoder_means(model, np.concatenate([linear, spherical])), "decoded", image_shape
+        _decoder_means(model, np.concatenate([linear, spherical]), condition), "decoded",
+        image_shape,
     )
     fig = _grid(
         images, 2, steps, row_labels=["linear", "spherical"], col_labels=[f"t={v:.2f}" for v in t]
@@ -381,7 +438,9 @@ def plot_interpolation(model, x_start, x_end, steps=10, image_shape=None, path=N
     return _finish(fig, path)
 
 
-def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, path=None):
+def plot_traversals(
+    model, x=None, dims=None, values=None, condition=None, image_shape=None, path=None
+):
     """Latent traversals: one row per latent dimension, that dimension swept, others fixed.
 
     Args:
@@ -390,7 +449,9 @@ def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, pat
             centre (zeros).
         dims: the dimensions to traverse (default: all, at most 10).
         values: values given to each dimension (default: 9 points from -3 to 3).
-        image_shape: shape of one image, when the data are flat and not square.
+        condition: a conditional model's condition, one for the whole plot (one row or an
+            integer label).
+        image_shape: shape of one image, to draw flat data as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -403,7 +464,8 @@ def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, pat
         x = np.asarray(x, dtype=np.float32)
         if model.event_shape is not None and tuple(x.shape) == tuple(model.event_shape):
             x = x[None]
-        base = _encoder_means(model, as_float_array(x, "x", event_shape=model.event_shape)[:1])[0]
+        x = as_float_array(x, "x", event_shape=model.event_shape)[:1]
+        base = _encoder_means(model, x, condition)[0]
     dims = list(range(min(d, 10))) if dims is None else [int(v) for v in dims]
     for v in dims:
         if not 0 <= v < d:
@@ -412,7 +474,7 @@ def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, pat
     codes = np.repeat(base[None], len(dims) * len(values), axis=0)
     for i, dim in enumerate(dims):
         codes[i * len(values) : (i + 1) * len(values), dim] = values
-    images = _as_images(_decoder_means(model, codes), "decoded", image_shape)
+    images = _as_images(_decoder_means(model, codes, condition), "decoded", image_shape)
     fig = _grid(
         images,
         len(dims),
@@ -424,13 +486,36 @@ def plot_traversals(model, x=None, dims=None, values=None, image_shape=None, pat
 
 
 # ---------------------------------------------------------------------- training
-def plot_history(history, path=None):
-    """Training curves: loss, reconstruction and KL per epoch (validation dashed).
+_HISTORY_TITLES = {
+    "loss": "loss (nats per example)",
+    "elbo": "ELBO (nats per example)",
+    "reconstruction": "reconstruction E_q[log p(x|z)]",
+    "kl": "KL(q(z|x) || p(z))",
+    "sparsity": "sparsity penalty",
+    "beta": "beta (KL weight)",
+    "learning_rate": "learning rate",
+    "lr": "learning rate",
+}
+_SCHEDULES = ("beta", "learning_rate", "lr")  # drawn last: settings, not results
+_FIRST = ("loss", "elbo", "reconstruction", "kl")  # in this order, before other series
+
+
+def plot_history(history, path=None, ncols=4):
+    """Training curves: one panel per logged series, per epoch (validation dashed).
+
+    Draws what ``fit`` logged and nothing else: the loss, then the terms of the objective
+    (a VAE's ``elbo``, ``reconstruction`` and ``kl``; a point-mass autoencoder's
+    ``reconstruction`` alone), then any other series (a code penalty, an IWAE bound, a
+    metric of your own) in the order they were logged,
+    then the schedules ``beta`` and the learning rate when present (the learning rate on
+    a log scale when it spans more than a factor of 10). ``val_<name>`` is drawn dashed
+    in the panel of ``<name>``.
 
     Args:
         history: the ``keras.callbacks.History`` returned by ``fit``, or its
             ``.history`` dict.
         path: where to save a PNG, or None.
+        ncols: panels per row.
 
     Returns:
         The figure.
@@ -441,21 +526,27 @@ def plot_history(history, path=None):
             "history must be a keras History or its .history dict with a 'loss' entry. "
             f"Received: history={history!r}"
         )
-    panels = [key for key in ("loss", "reconstruction", "kl") if key in logs]
-    titles = {
-        "loss": "loss (nats per example)",
-        "reconstruction": "reconstruction E_q[log p(x|z)]",
-        "kl": "KL(q(z|x) || p(z))",
-    }
-    fig = _new_figure(4.0 * len(panels), 3.2)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    names = [k for k in logs if not (k.startswith("val_") and k[4:] in logs)]
+    results = [k for k in names if k not in _SCHEDULES]
+    rank = {k: i for i, k in enumerate(_FIRST)}
+    panels = sorted(results, key=lambda k: rank.get(k, len(_FIRST)))
+    panels += [k for k in names if k in _SCHEDULES]
+    ncols = min(check_positive_int(ncols, "ncols"), len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure(3.6 * ncols, 3.0 * nrows)
+    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    for ax in axes[len(panels):]:
+        ax.axis("off")
     for ax, key in zip(axes, panels):
-        epochs = np.arange(1, len(logs[key]) + 1)
-        ax.plot(epochs, logs[key], marker="o", ms=3, label="train")
+        values = np.asarray(logs[key], np.float64)
+        epochs = np.arange(1, len(values) + 1)
+        ax.plot(epochs, values, marker="o", ms=3, label="train")
         if f"val_{key}" in logs:
             ax.plot(epochs, logs[f"val_{key}"], ls="--", marker="o", ms=3, label="validation")
             ax.legend()
-        ax.set_title(titles[key])
+        if key in ("learning_rate", "lr") and values.min() > 0 and values.max() >= 10 * values.min():
+            ax.set_yscale("log")
+        ax.set_title(_HISTORY_TITLES.get(key, key))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -510,7 +601,8 @@ def plot_anomaly_scores(
 
 
 def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
-    """Inputs (top row) beside per-pixel anomaly scores (bottom row, a heat map).
+    """Inputs (top row) beside per-pixel anomaly scores (bottom row, a heat map; for
+    signals, the scores drawn as a line under each input).
 
     Per-pixel scores are any array of the inputs' shape, for example minus the decoder's
     per-pixel log-likelihood ``-model.decode(z).distribution.log_prob(x)``.
@@ -519,7 +611,7 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
         x: the inputs.
         pixel_scores: per-pixel scores, same shape as ``x``.
         n: number of inputs shown.
-        image_shape: shape of one image, when the data are flat and not square.
+        image_shape: shape of one image, to draw flat data as images.
         path: where to save a PNG, or None.
 
     Returns:
@@ -542,12 +634,17 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
     xmin, xmax = _value_range(x[:n])
     for j in range(n):
         _show(axes[0, j], x[j], xmin, xmax)
+        if scores.ndim == 2:  # signals
+            _show(axes[1, j], scores[j], vmin, vmax, color="C3")
+            axes[1, j].fill_between(np.arange(scores.shape[1]), vmin, scores[j], color="C3", alpha=0.3)
+            continue
         heat = axes[1, j].imshow(scores[j], cmap="inferno", vmin=vmin, vmax=vmax)
         axes[1, j].set_xticks([])
         axes[1, j].set_yticks([])
     axes[0, 0].set_ylabel("input")
     axes[1, 0].set_ylabel("score")
-    fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.9, label="per-pixel score")
+    if scores.ndim == 3:
+        fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.9, label="per-pixel score")
     return _finish(fig, path)
 
 

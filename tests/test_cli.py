@@ -321,3 +321,20 @@ def test_score_unknown_method_is_a_usage_error(run_dir, capsys):
         main(["score", os.path.join(run_dir, "model.keras"), "digits", "--method", "mse"])
     assert info.value.code == 2
     assert "--method" in capsys.readouterr().err
+
+
+def test_flat_signals_are_not_drawn_as_images(tmp_path):
+    """A length-100 signal is not a 10 x 10 image: no image plots, and sample asks for .npy."""
+    t = np.linspace(0, 1, 100)
+    phase = np.random.default_rng(0).uniform(0, 2 * np.pi, (200, 1))
+    data = str(tmp_path / "signals.npy")
+    np.save(data, (0.5 + 0.4 * np.sin(2 * np.pi * t + phase)).astype(np.float32))
+    out = str(tmp_path / "run")
+    assert main(["train", "vae", data, "--epochs", "1", "--latent-dim", "2", "--verbose", "0",
+                 "--out", out]) == 0
+    with open(os.path.join(out, "metrics.json")) as f:
+        plots = json.load(f)["plots"]
+    assert "training.png" in plots
+    assert not {"reconstructions.png", "samples.png", "manifold.png"} & set(plots)
+    assert main(["sample", os.path.join(out, "model.keras"), "--out",
+                 str(tmp_path / "s.png")]) == 2

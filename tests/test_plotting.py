@@ -58,8 +58,90 @@ def test_samples_and_images(trained, tmp_path):
     _check_png(path, fig)
     assert len([a for a in fig.get_axes() if a.images]) == 12
     flat = np.random.default_rng(0).uniform(size=(5, 64))
-    fig = plotting.plot_images(flat, ncols=5, path=_png(tmp_path, "images.png"))
-    assert fig.get_axes()[0].images[0].get_array().shape == (8, 8)
+    fig = plotting.plot_images(flat, ncols=5, image_shape=(8, 8), path=_png(tmp_path, "images.png"))
+    np.testing.assert_allclose(fig.get_axes()[0].images[0].get_array(), flat[0].reshape(8, 8))
+
+
+# ------------------------------------------------------------------ signals
+def _signals(n, length=100, seed=0):
+    """Smooth 1-D signals in [0, 1]: sines of random phase and frequency."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, length)
+    phase, freq = rng.uniform(0, 2 * np.pi, (n, 1)), rng.uniform(1, 3, (n, 1))
+    return (0.5 + 0.4 * np.sin(2 * np.pi * freq * t + phase)).astype("float32")
+
+
+def _is_line_plot(ax, expected):
+    """ax draws ``expected`` as a line (and no image)."""
+    assert not ax.images
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), expected, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def signal_model():
+    """A VAE of length-100 signals (100 is a square: it must still be drawn as a line)."""
+    keras.utils.set_random_seed(0)
+    model = probae.VAE((100,), 2, likelihood="gaussian", hidden_units=(32,))
+    model.compile(keras.optimizers.Adam(3e-3))
+    model.fit(_signals(256), epochs=2, batch_size=64, verbose=0)
+    return model
+
+
+def test_flat_arrays_are_signals_whatever_their_length(tmp_path):
+    x = _signals(4)
+    path = _png(tmp_path, "signals.png")
+    fig = plotting.plot_images(x, ncols=2, path=path)
+    _check_png(path, fig)
+    assert len(fig.get_axes()) == 4
+    for ax, row in zip(fig.get_axes(), x):
+        _is_line_plot(ax, row)
+    # The same numbers as a 10 x 10 image, only when asked for.
+    fig = plotting.plot_images(x, ncols=2, image_shape=(10, 10))
+    assert fig.get_axes()[0].images[0].get_array().shape == (10, 10)
+    # [n, h, w] and [n, h, w, 1] arrays are images.
+    fig = plotting.plot_images(x.reshape(4, 10, 10, 1), ncols=2)
+    assert fig.get_axes()[0].images[0].get_array().shape == (10, 10)
+
+
+def test_signal_reconstructions_overlay_input_and_reconstruction(signal_model, tmp_path):
+    x = _signals(5, seed=1)
+    recon = signal_model.reconstruct(x)
+    path = _png(tmp_path, "signal_reconstructions.png")
+    fig = plotting.plot_reconstructions(x, recon, n=3, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert len(axes) == 3
+    for j, ax in enumerate(axes):
+        _is_line_plot(ax, x[j])
+        np.testing.assert_allclose(ax.lines[1].get_ydata(), recon[j], atol=1e-6)
+
+
+def test_model_plots_of_signals_draw_lines(signal_model, tmp_path):
+    model = signal_model
+    fig = plotting.plot_samples(model, n=6, ncols=3, path=_png(tmp_path, "signal_samples.png"))
+    samples = model.sample(6, seed=0, mean=True)
+    for ax, row in zip(fig.get_axes(), samples):
+        _is_line_plot(ax, row)
+    path = _png(tmp_path, "signal_manifold.png")
+    fig = plotting.plot_manifold(model, n=3, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    assert len(axes) == 9
+    _is_line_plot(axes[4], model.decode(np.zeros((1, 2), np.float32)).mean().numpy()[0])
+    x = _signals(2, seed=2)
+    fig = plotting.plot_interpolation(model, x[0], x[1], steps=4)
+    _is_line_plot(fig.get_axes()[0], model.reconstruct(x[:1])[0])
+    fig = plotting.plot_traversals(model, x[0], values=[-1.0, 0.0, 1.0])
+    z = model.encode(x[:1]).mean().numpy()
+    z[0, 0] = 1.0
+    _is_line_plot(fig.get_axes()[2], model.decode(z).mean().numpy()[0])
+    scores = np.abs(x - model.reconstruct(x))
+    path = _png(tmp_path, "signal_anomaly_map.png")
+    fig = plotting.plot_anomaly_map(x, scores, n=2, path=path)
+    _check_png(path, fig)
+    axes = fig.get_axes()
+    _is_line_plot(axes[0], x[0])
+    _is_line_plot(axes[2], scores[0])
 
 
 @pytest.mark.parametrize("latent_dim", [2, 3])
@@ -126,15 +208,54 @@ def test_traversals(trained, tmp_path):
     np.testing.assert_allclose(axes[9].images[0].get_array(), expected, atol=1e-5)
 
 
+def _titles(fig):
+    return [a.get_title().split()[0] for a in fig.get_axes() if a.get_title()]
+
+
 def test_history(trained, tmp_path):
     _, history, _, _ = trained
     path = _png(tmp_path, "history.png")
     fig = plotting.plot_history(history, path=path)
     _check_png(path, fig)
     axes = fig.get_axes()
-    assert [a.get_title().split()[0] for a in axes] == ["loss", "reconstruction", "KL(q(z|x)"]
+    assert _titles(fig) == ["loss", "ELBO", "reconstruction", "KL(q(z|x)"]
     np.testing.assert_allclose(axes[0].lines[0].get_ydata(), history.history["loss"])
-    np.testing.assert_allclose(axes[2].lines[1].get_ydata(), history.history["val_kl"])
+    np.testing.assert_allclose(axes[0].lines[1].get_ydata(), history.history["val_loss"])
+    np.testing.assert_allclose(axes[3].lines[1].get_ydata(), history.history["val_kl"])
+
+
+def test_history_plots_what_was_logged(tmp_path):
+    """Every logged series has a panel: the objective's terms, a penalty, beta and the
+    learning rate; validation curves join their training curves."""
+    logs = {
+        "loss": [9.0, 7.0, 6.0], "reconstruction": [-8.0, -6.5, -5.5], "sparsity": [1.0, 0.5, 0.2],
+        "beta": [0.0, 0.5, 1.0], "learning_rate": [1e-3, 1e-3, 1e-4],
+        "val_loss": [9.5, 7.5, 6.8], "val_sparsity": [1.1, 0.6, 0.3],
+    }
+    path = _png(tmp_path, "history_logged.png")
+    fig = plotting.plot_history(logs, path=path)
+    _check_png(path, fig)
+    axes = [a for a in fig.get_axes() if a.get_title()]
+    assert _titles(fig) == ["loss", "reconstruction", "sparsity", "beta", "learning"]
+    for ax, key in zip(axes, ["loss", "reconstruction", "sparsity", "beta", "learning_rate"]):
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), logs[key])
+        val = logs.get(f"val_{key}")
+        assert len(ax.lines) == (1 if val is None else 2)
+        if val is not None:
+            np.testing.assert_allclose(ax.lines[1].get_ydata(), val)
+    assert axes[4].get_yscale() == "log"  # a learning rate that spans a decade
+
+
+def test_history_of_a_point_mass_autoencoder_has_no_kl_panel(tmp_path):
+    (x, _), _ = probae.datasets.load_digits()
+    model = probae.Autoencoder((8, 8, 1), 3, architecture="mlp", hidden_units=(16,))
+    model.compile(keras.optimizers.Adam(3e-3))
+    history = model.fit(x[:256], epochs=2, batch_size=64, validation_data=x[256:320], verbose=0)
+    fig = plotting.plot_history(history, path=_png(tmp_path, "history_autoencoder.png"))
+    assert _titles(fig) == ["loss", "reconstruction"]
+    np.testing.assert_allclose(
+        fig.get_axes()[1].lines[1].get_ydata(), history.history["val_reconstruction"]
+    )
 
 
 def test_anomaly_scores_auroc(tmp_path):
@@ -165,7 +286,7 @@ def test_anomaly_map(trained, tmp_path):
     "call, error, name",
     [
         (lambda m, x: plotting.plot_reconstructions(x[:3], x[:4]), ValueError, "reconstructions"),
-        (lambda m, x: plotting.plot_images(np.zeros((3, 10))), ValueError, "images"),
+        (lambda m, x: plotting.plot_images(np.zeros((3, 4, 4, 2))), ValueError, "images"),
         (lambda m, x: plotting.plot_images(x, ncols=0), ValueError, "ncols"),
         (lambda m, x: plotting.plot_manifold(m, n=0), ValueError, "n must"),
         (lambda m, x: plotting.plot_interpolation(m, x[:2], x[2], steps=4), ValueError, "x_start"),
@@ -199,3 +320,57 @@ def test_manifold_with_a_mixture_prior_uses_its_quantiles(tmp_path):
     assert fig.get_axes()[0].images[0].get_array().shape == (40, 40)
     q = plotting._prior_quantiles(model, np.array([0.05, 0.5, 0.95]))
     assert q.shape == (3, 2) and np.all(np.diff(q, axis=0) > 0)
+
+
+# ---------------------------------------------------------- conditional models
+@pytest.fixture(scope="module")
+def conditional():
+    """A conditional VAE of the 8 x 8 digits given their one-hot label."""
+    keras.utils.set_random_seed(0)
+    (x, y), (xt, yt) = probae.datasets.load_digits()
+    model = probae.ConditionalVAE((8, 8, 1), 2, condition_shape=(10,), architecture="mlp",
+                                  hidden_units=(32,))
+    model.compile(keras.optimizers.Adam(3e-3))
+    model.fit(x, np.eye(10, dtype="float32")[y], epochs=3, batch_size=64, verbose=0)
+    return model, xt, yt
+
+
+def test_plots_of_a_conditional_model_take_its_condition(conditional, tmp_path):
+    model, xt, yt = conditional
+    seven = np.eye(10, dtype="float32")[7]
+    path = _png(tmp_path, "conditional_samples.png")
+    fig = plotting.plot_samples(model, n=4, ncols=4, condition=seven, path=path)
+    _check_png(path, fig)
+    expected = model.sample(4, seed=0, mean=True, condition=seven)[..., 0]
+    for ax, image in zip(fig.get_axes(), expected):
+        np.testing.assert_allclose(ax.images[0].get_array(), image, atol=1e-6)
+    # An integer class label means its one-hot row.
+    fig = plotting.plot_samples(model, n=4, ncols=4, condition=7)
+    for ax, image in zip(fig.get_axes(), expected):
+        np.testing.assert_allclose(ax.images[0].get_array(), image, atol=1e-6)
+    # Other digits give other images: the condition is used, not dropped.
+    other = plotting.plot_samples(model, n=4, ncols=4, condition=1).get_axes()[0]
+    assert np.max(np.abs(other.images[0].get_array() - expected[0])) > 0.05
+
+    canvas = plotting.plot_manifold(model, n=3, condition=7).get_axes()[0].images[0].get_array()
+    centre = model.decode(np.zeros((1, 2), np.float32), condition=seven[None]).mean()
+    np.testing.assert_allclose(canvas[8:16, 8:16], centre.numpy()[0, ..., 0], atol=1e-5)
+
+    onehot = np.eye(10, dtype="float32")[yt]
+    fig = plotting.plot_interpolation(model, xt[0], xt[1], steps=3, condition=onehot[0])
+    recon = model.reconstruct(xt[:1], condition=onehot[:1])[0, ..., 0]
+    np.testing.assert_allclose(fig.get_axes()[0].images[0].get_array(), recon, atol=1e-5)
+
+    fig = plotting.plot_traversals(model, xt[0], values=[-1.0, 1.0], condition=yt[0])
+    z = model.encode(xt[:1], condition=onehot[:1]).mean().numpy()
+    z[0, 1] = 1.0
+    expected = model.decode(z, condition=onehot[:1]).mean().numpy()[0, ..., 0]
+    np.testing.assert_allclose(fig.get_axes()[3].images[0].get_array(), expected, atol=1e-5)
+
+    fig = plotting.plot_latent_scatter(model, xt, yt, condition=onehot, max_points=100)
+    np.testing.assert_allclose(
+        fig.get_axes()[0].collections[0].get_offsets(),
+        model.encode(xt[:100], condition=onehot[:100]).mean().numpy(), atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="condition"):
+        plotting.plot_samples(model, n=4)
