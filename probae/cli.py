@@ -10,7 +10,13 @@
 
 Data is a dataset name (mnist, binarized_mnist, fashion_mnist, digits) or a .npy, .npz
 (array ``x`` or ``X``, optional labels ``y``) or .csv file (one example per row, an
-optional header). Mistakes in the input (a missing file, an unknown preset, data of the
+optional header; read with pandas). A CSV is a table: ``probae train`` preprocesses it as
+``probae.AnomalyDetector`` does (``probae.TablePreprocessor``: continuous columns
+standardised, booleans and two-valued columns Bernoulli, string columns categorical,
+empty cells missing), saves that preprocessing as table.json beside model.keras, and
+``evaluate`` / ``score`` apply it to their data. A table with missing cells or
+non-continuous columns gets ``probae.tabular_model`` (one likelihood per column, missing
+cells marginalised). Mistakes in the input (a missing file, an unknown preset, data of the
 wrong shape) end with exit code 2 and a one-line message.
 """
 
@@ -37,6 +43,9 @@ PRESETS = {
 # example (labels at train, evaluate, score and sample time), which the data specs lack.
 
 _EXIT_USAGE = 2
+# Written beside model.keras by `probae train` on a CSV: the table's preprocessing
+# (probae.TablePreprocessor), applied to the data of `probae evaluate` and `probae score`.
+TABLE_FILE = "table.json"
 # probae.anomaly.METHODS, spelled out so that `probae --help` does not import TensorFlow.
 SCORE_METHODS = ("log_likelihood", "elbo", "reconstruction_probability", "reconstruction",
                  "likelihood_ratio")
@@ -66,15 +75,109 @@ def _read_file(path):
             y = f["y"] if "y" in keys else None
             return f[x_key], y
     if ext == ".csv":
-        try:
-            x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
-        except ValueError:
-            try:
-                x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2, skiprows=1)
-            except ValueError as err:
-                raise CommandError(f"{path} must hold numbers separated by commas: {err}") from None
-        return x, None
+        return _read_csv(path), None
     raise CommandError(f"data file must end in .npy, .npz or .csv. Received: {path}")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _read_csv(path):
+    """A CSV file as a pandas DataFrame (numbers, strings, empty cells as missing).
+
+    Lines starting with "#" at the top are skipped. The first row is a header when, in a
+    column whose other cells are numbers, it is not a number; or, when no column holds
+    numbers, when none of its cells occurs again in its column.
+    """
+    import pandas as pd
+
+    with open(path) as f:
+        skip = 0
+        for line in f:
+            if not line.startswith("#"):
+                break
+            skip += 1
+    try:
+        head = pd.read_csv(path, header=None, dtype=str, skiprows=skip, nrows=200, skipinitialspace=True,
+                           keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CommandError(f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
+    first, rest = head.iloc[0], head.iloc[1:]
+    numeric = [j for j in range(head.shape[1]) if len(rest) and all(
+        _is_number(v) or not v.strip() for v in rest.iloc[:, j])]
+    if numeric:
+        header = any(not _is_number(first.iloc[j]) and first.iloc[j].strip() for j in numeric)
+    else:
+        header = all(first.iloc[j].strip() and first.iloc[j] not in set(rest.iloc[:, j]) for j in range(head.shape[1]))
+    try:
+        return pd.read_csv(path, header=0 if header else None, skiprows=skip, skipinitialspace=True)
+    except (pd.errors.ParserError, ValueError) as err:
+        raise CommandError(f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
+
+
+def _is_table(x):
+    from probae.tables import is_dataframe
+
+    return is_dataframe(x)
+
+
+def _fit_table(x_train, x_test, args):
+    """A CSV's training and test rows -> (float32 arrays, the fitted TablePreprocessor):
+    ``probae.TablePreprocessor``, the preprocessing of ``AnomalyDetector`` (column types,
+    standardisation, vocabularies; missing cells stay NaN)."""
+    from probae.tables import TablePreprocessor
+
+    continuous = "student_t" if args.likelihood == "student_t" else "gaussian"
+    overrides = {}
+    for item in args.column_type or ():
+        name, sep, kind = item.rpartition("=")
+        if not sep or not name:
+            raise CommandError(f"--column-type must be NAME=TYPE (for example city=categorical). Received: {item!r}")
+        overrides[name] = int(kind) if kind.isdigit() else kind
+    table = TablePreprocessor(column_types=overrides or None, continuous=continuous).fit(x_train)
+    if not table.kept_.any():
+        raise CommandError(f"{args.data} has no column with more than one value: nothing to model")
+    return table.transform(x_train), table.transform(x_test), table
+
+
+def _table_model(spec, table, args):
+    """``probae.tabular_model``: the preset with one likelihood per column that
+    marginalises missing cells."""
+    from probae.tables import tabular_model
+
+    options = {"latent_dim": args.latent_dim, "hidden_units": (256, 128)}
+    for name in ("beta", "sparsity", "corruption"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    try:
+        return tabular_model(table, spec, **options)
+    except TypeError as err:
+        raise CommandError(f"invalid options for preset {spec!r}: {err}") from None
+
+
+def _load_table(model_path):
+    """The preprocessing saved beside a model trained on a CSV (table.json), or None."""
+    from probae.tables import TablePreprocessor
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), TABLE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return TablePreprocessor.from_config(json.load(f))
+
+
+def _model_input(x, table, source):
+    """Data for a loaded model: through its table preprocessing when it has one."""
+    if table is not None:
+        return table.transform(x)
+    if _is_table(x):
+        return _as_examples(x.to_numpy(), source)
+    return x
 
 
 def _as_examples(x, source):
@@ -118,13 +221,19 @@ def load_data(spec, data_dir=None, split="train", binarize=False, max_examples=N
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"data file not found: {spec}")
         x, y = _read_file(spec)
-        x = _as_examples(x, spec)
+        if not _is_table(x):
+            x = _as_examples(x, spec)
+        elif binarize:
+            raise CommandError(f"--binarize applies to arrays, not to the table {spec}")
         if split == "test":
             x_train, x_test, y_test = None, x, y
         else:
             order = np.random.default_rng(seed).permutation(len(x))
             n_test = max(1, len(x) // 10) if len(x) > 1 else 0
-            x_train, x_test = x[order[n_test:]], x[order[:n_test]]
+            if _is_table(x):
+                x_train, x_test = x.iloc[order[n_test:]], x.iloc[order[:n_test]]
+            else:
+                x_train, x_test = x[order[n_test:]], x[order[:n_test]]
             y_test = None if y is None else np.asarray(y)[order[:n_test]]
     else:
         raise CommandError(
@@ -270,8 +379,10 @@ def _save_plots(model, x_test, y_test, history, out):
         if model.latent_dim == 2:
             plotting.plot_manifold(model, path=os.path.join(out, "manifold.png"))
             files.append("manifold.png")
-    if len(x_test) > 2:
-        plotting.plot_latent_scatter(model, x_test, y_test, path=os.path.join(out, "latent.png"))
+    complete = ~np.isnan(x_test.reshape(len(x_test), -1)).any(axis=1)  # the plot takes complete rows
+    if complete.sum() > 2:
+        plotting.plot_latent_scatter(model, x_test[complete], None if y_test is None else y_test[complete],
+                                     path=os.path.join(out, "latent.png"))
         files.append("latent.png")
     return files
 
@@ -293,13 +404,27 @@ def _train(args):
     x_train, x_test, y_test = load_data(
         args.data, args.data_dir, "train", args.binarize, args.max_examples, args.seed
     )
-    if args.likelihood is None and args.model in PRESETS:
-        args.likelihood = _default_likelihood(x_train)
-    model = _build_model(args.model, x_train.shape[1:], args)
+    table = None
+    if _is_table(x_train):  # a CSV: standardised, typed and coded as AnomalyDetector does
+        x_train, x_test, table = _fit_table(x_train, x_test, args)
+    if table is not None and args.model in PRESETS and (
+        np.isnan(x_train).any() or set(table.decoder_types_) != {"gaussian"}
+    ):
+        model = _table_model(args.model, table, args)
+    else:
+        if args.likelihood is None and args.model in PRESETS:
+            args.likelihood = _default_likelihood(x_train)
+        model = _build_model(args.model, x_train.shape[1:], args)
     model.compile(keras.optimizers.Adam(args.learning_rate))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(keras.saving.serialize_keras_object(model), f, indent=1)
+    table_file = os.path.join(args.out, TABLE_FILE)
+    if table is not None:
+        with open(table_file, "w") as f:
+            json.dump(table.get_config(), f, indent=1)
+    elif os.path.exists(table_file):
+        os.remove(table_file)
     print(f"training {model.name} on {args.data}: {len(x_train)} examples of shape "
           f"{tuple(x_train.shape[1:])}, {args.epochs} epochs", flush=True)
     start = time.time()
@@ -346,7 +471,7 @@ def _print_metrics(m):
 def _evaluate_command(args):
     model = _load_model(args.model)
     x, _ = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
-    x = _match_model(x, model, args.data)
+    x = _match_model(_model_input(x, _load_table(args.model), args.data), model, args.data)
     metrics = _evaluate(model, x, args.num_samples, args.verbose)
     print(f"{args.data}: {metrics['examples']} examples")
     _print_metrics(metrics)
@@ -359,7 +484,7 @@ def _evaluate_command(args):
 def _score(args):
     model = _load_model(args.model)
     x, y = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
-    x = _match_model(x, model, args.data)
+    x = _match_model(_model_input(x, _load_table(args.model), args.data), model, args.data)
     import keras
 
     from probae.anomaly import anomaly_scores, default_method
@@ -443,6 +568,9 @@ def build_parser():
                         "denoising_autoencoder defaults to 0.25; with vae, a denoising VAE)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--column-type", action="append", metavar="NAME=TYPE",
+                   help="a CSV column's likelihood instead of the one read from its values: "
+                        "gaussian, student_t, bernoulli, categorical (repeat for more columns)")
     p.add_argument("--num-samples", type=int, default=100,
                    help="importance samples for the final log p(x) (default 100)")
     p.add_argument("--seed", type=int, default=0)
