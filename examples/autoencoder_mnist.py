@@ -25,10 +25,12 @@ except ImportError:  # run as a script
 
 def main(args):
     keras.utils.set_random_seed(args.seed)
-    data = _shared.load(args, flatten=True)
+    data = _shared.load(args)
     if data is None:
         return 2
     (x_train, _), (x_test, _) = data
+    image_shape = x_train.shape[1:]  # to draw the flat vectors as images
+    x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     d = x_train.shape[1]
 
     # Encoder 784 -> 64 (ReLU code, a point mass); decoder 64 -> 784 logits (Bernoulli).
@@ -45,7 +47,7 @@ def main(args):
     print(f"minus reconstruction log-likelihood / {d}:       {-log_lik / d:.4f}")
 
     os.makedirs(args.out, exist_ok=True)
-    plotting.plot_reconstructions(x_test[:10], recon[:10],
+    plotting.plot_reconstructions(x_test[:10], recon[:10], image_shape=image_shape,
                                   path=os.path.join(args.out, "reconstructions.png"))
     print(f"figure saved in {args.out}/reconstructions.png")
     return {"bce": bce, "reconstruction_log_likelihood": log_lik}
