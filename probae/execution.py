@@ -80,8 +80,12 @@ class StepGrouping:
         # (predict's too: traced for one batch, it would read only the first of a group).
         self._functions = {}
 
-    def choose(self, model, callbacks, step_counts=()):
-        """Sets ``model.steps_per_execution`` for a run with these callbacks."""
+    def choose(self, model, callbacks, step_counts=(), epoch_steps=None):
+        """Sets ``model.steps_per_execution`` for a run with these callbacks.
+
+        ``epoch_steps`` (the batches of an epoch of array data) caps the group, so an
+        epoch of 3 batches runs as one group of 3 and the progress bar reads 3/3.
+        """
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks = callbacks.callbacks
         elif isinstance(callbacks, keras.callbacks.Callback):
@@ -95,6 +99,8 @@ class StepGrouping:
         counts = [c for c in step_counts if c]
         while steps > 1 and any(c % steps for c in counts):
             steps -= 1
+        if epoch_steps:
+            steps = max(1, min(steps, epoch_steps))
         if steps == model.steps_per_execution:
             return
         self._functions[model.steps_per_execution] = (

@@ -18,6 +18,8 @@ __all__ = [
     "check_x",
     "check_condition",
     "check_arrays",
+    "check_sample_weight",
+    "one_hot_labels",
     "check_loop_options",
     "is_array_like",
     "keras_inputs",
@@ -69,20 +71,82 @@ def check_condition(model, condition, n, name="condition"):
             f"{name} is required: this model was built with condition_shape="
             f"{model.condition_shape}. Received: {name}=None"
         )
-    c = as_float_array(condition, name, event_shape=model.condition_shape)
+    c = one_hot_labels(model, condition, n, name)
+    if c is None:
+        c = as_float_array(condition, name, event_shape=model.condition_shape)
     if len(c) != n:
         raise ValueError(f"{name} must have one row per example ({n}). Received: {len(c)} rows")
     return c
 
 
-def check_arrays(model, x, y, name="x"):
-    """Validates NumPy-like training data; returns (x, y) ready for Keras."""
-    if model.condition_shape is not None and isinstance(x, (tuple, list)) and len(x) == 2:
-        x, y = x
-    x = check_x(model, x, name)
+def one_hot_labels(model, condition, n, name="condition"):
+    """Integer class labels as one-hot rows when the condition is one-hot (shape (K,)):
+    an int (for all n examples) or n ints in 0..K-1. None when ``condition`` is not labels."""
+    shape = model.condition_shape
+    if shape is None or len(shape) != 1:
+        return None
+    labels = np.asarray(condition)
+    if labels.dtype.kind not in "iu" or labels.ndim > 1 or (labels.ndim == 1 and shape == (1,)):
+        return None
+    k = shape[0]
+    if labels.ndim == 0:
+        labels = np.full(n, int(labels))
+    if np.any(labels < 0) or np.any(labels >= k):
+        raise ValueError(
+            f"{name} as integer class labels must lie in 0..{k - 1} (the model's condition is "
+            f"one-hot of size {k}). Received: labels in [{labels.min()}, {labels.max()}]"
+        )
+    return np.eye(k, dtype=np.float32)[labels]
+
+
+def check_sample_weight(sample_weight, n, name="sample_weight"):
+    """One finite, non-negative weight per example (or None)."""
+    if sample_weight is None:
+        return None
+    w = as_float_array(np.asarray(sample_weight)[:, None] if np.ndim(sample_weight) == 1 else sample_weight,
+                       name, event_shape=(1,))[:, 0]
+    if len(w) != n:
+        raise ValueError(f"{name} must have one weight per example ({n}). Received: {len(w)} weights")
+    if np.any(w < 0):
+        raise ValueError(f"{name} must be >= 0. Received: a minimum of {float(w.min()):g}")
+    return w
+
+
+def check_arrays(model, x, y, name="x", sample_weight=None):
+    """Validates NumPy-like training data; returns ``(x, y, sample_weight)`` for Keras.
+
+    ``y`` is the condition of a conditional model (``fit(x, condition)``, or
+    ``fit((x, condition), y)`` with a target); for an unconditional model it is the
+    target the model learns to reconstruct from x (``fit(noisy, clean)``), of the same
+    shape as x. With sample weights and no y, y is x (Keras drops the weights otherwise).
+    """
+    target = None
     if model.condition_shape is not None:
-        y = check_condition(model, y, len(x))
-    return x, y
+        if isinstance(x, (tuple, list)) and len(x) == 2:
+            x, condition = x
+            target = y
+        else:
+            condition = None if y is None else y
+        x = check_x(model, x, name)
+        condition = check_condition(model, condition, len(x))
+    else:
+        x = check_x(model, x, name)
+        target = y
+    if target is not None:
+        target = check_x(model, target, "y")
+        if len(target) != len(x):
+            raise ValueError(
+                f"y must have one row per example of {name} ({len(x)}): it is the target the "
+                f"model reconstructs from {name}. Received: {len(target)} rows"
+            )
+    sample_weight = check_sample_weight(sample_weight, len(x))
+    if model.condition_shape is not None:
+        data_x = (x, condition) if target is not None else x
+        data_y = target if target is not None else condition
+    else:
+        data_x = x
+        data_y = x if target is None and sample_weight is not None else target
+    return data_x, data_y, sample_weight
 
 
 def check_loop_options(kwargs, *required):
@@ -118,50 +182,57 @@ def _build_from_dataset(model, x):
     model.build((None, *spec.shape[1:]))
 
 
-def keras_inputs(model, x, y):
-    """fit/evaluate's (x, y): arrays validated (an unconditional model's y dropped), or
-    the model built from a dataset's element spec."""
+def keras_inputs(model, x, y, sample_weight=None):
+    """fit/evaluate's ``(x, y, sample_weight)``: arrays validated (see ``check_arrays``),
+    or the model built from a dataset's element spec."""
     if is_array_like(x):
-        x, y = check_arrays(model, x, y)
-        return x, (y if model.condition_shape is not None else None)
+        return check_arrays(model, x, y, sample_weight=sample_weight)
     _build_from_dataset(model, x)
     if inspect.isgenerator(x):
         # Keras wants generators to yield tuples; a bare batch of x is the usual thing
         # for an unconditional model, so wrap it as (x,).
         x = (b if isinstance(b, tuple) else (b,) for b in x)
-    return x, y
+    return x, y, sample_weight
 
 
 def validation_inputs(model, validation_data):
     """fit's ``validation_data`` with arrays validated like x."""
     if isinstance(validation_data, tuple) and is_array_like(validation_data[0]):
-        vx, vy = check_arrays(
+        vx, vy, vw = check_arrays(
             model,
             validation_data[0],
             validation_data[1] if len(validation_data) > 1 else None,
             "validation_data",
+            sample_weight=validation_data[2] if len(validation_data) > 2 else None,
         )
-        return (vx, vy) if vy is not None else (vx,)
+        return tuple(v for v in (vx, vy, vw) if v is not None)
     if is_array_like(validation_data):
         return (check_x(model, validation_data, "validation_data"),)
     return validation_data
 
 
 def unpack(model, data):
-    """A training or test step's batch -> (x, condition, sample_weight), inside the graph."""
+    """A training or test step's batch -> (x, condition, target, sample_weight), in the
+    graph. The target is what the likelihood scores: y when given (paired data), else x.
+    Integer class labels of a one-hot condition become one-hot rows."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    condition = None
+    condition, target = None, y
     if model.condition_shape is not None:
         if isinstance(x, (tuple, list)) and len(x) == 2:
             x, condition = x
         else:
-            condition = y
+            condition, target = y, None
         if condition is None:
             raise ValueError(
                 "condition is required: this model was built with condition_shape="
                 f"{model.condition_shape}. Use fit(x, condition) or fit((x, condition))."
             )
-    return tf.cast(x, "float32"), condition, sample_weight
+        condition = tf.convert_to_tensor(condition)
+        if len(model.condition_shape) == 1 and condition.shape.rank == 1 and condition.dtype.is_integer:
+            condition = tf.one_hot(tf.cast(condition, tf.int32), model.condition_shape[0])
+    x = tf.cast(x, "float32")
+    target = x if target is None else tf.cast(target, "float32")
+    return x, condition, target, sample_weight
 
 
 def split_element(model, element, name="x"):

@@ -19,6 +19,7 @@ from probae._validation import (
     as_float_array,
     check_array_size,
     check_non_negative_float,
+    check_positive_float,
     check_positive_int,
     check_seed,
     check_shape,
@@ -27,6 +28,7 @@ from probae.corruption import get_corruption
 from probae.decoders import Decoder
 from probae.encoders import Encoder
 from probae.penalties import get_penalty
+from probae import priors
 from probae.priors import Prior, StandardNormalPrior
 from probae.seeds import batch_seed, seed_tensor, split_seed
 
@@ -334,8 +336,11 @@ class ProbabilisticAutoencoder(keras.Model):
             )
 
     # ------------------------------------------------------------------ the maths
-    def compute_terms(self, x, condition=None, seed=None, training=False, num_samples=None):
+    def compute_terms(self, x, condition=None, seed=None, training=False, num_samples=None, target=None):
         """Per-example objective terms on a batch of tensors (no validation).
+
+        The encoder reads x (corrupted in training when the model has a corruption); the
+        likelihood scores ``target`` (default x: an autoencoder; paired data otherwise).
 
         Returns:
             The objective's dict of ``[batch]`` terms (plus ``penalty`` with a penalty).
@@ -353,7 +358,8 @@ class ProbabilisticAutoencoder(keras.Model):
         if "beta" in objective.annealable:
             weights["beta"] = tf.convert_to_tensor(self.beta_variable)
         terms = objective(
-            x, posterior, self.decoder_fn(condition, objective.num_samples, training),
+            x if target is None else target, posterior,
+            self.decoder_fn(condition, objective.num_samples, training),
             self.prior_distribution(), seed, **weights,
         )
         if self.penalty is not None:
@@ -386,9 +392,18 @@ class ProbabilisticAutoencoder(keras.Model):
 
     # ------------------------------------------------------------------ Keras steps
     def _loss(self, objective, sample_weight):
-        """(the batch loss, the per-example loss) of a per-example objective."""
+        """(the batch loss, the per-example loss) of a per-example objective.
+
+        With sample weights the loss is the weighted mean sum(w l) / sum(w), so a weight
+        of 2 counts an example twice and zero weights contribute nothing.
+        """
         per_example_loss = -objective
-        loss = tf.nn.compute_average_loss(per_example_loss, sample_weight=sample_weight)
+        if sample_weight is None:
+            loss = tf.nn.compute_average_loss(per_example_loss)
+        else:
+            w = tf.reshape(tf.cast(sample_weight, per_example_loss.dtype), [-1])
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = tf.math.divide_no_nan(tf.reduce_sum(w * per_example_loss), tf.reduce_sum(w)) / replicas
         if self.losses:
             regularization = tf.add_n(self.losses)
             loss += tf.nn.scale_regularization_loss(regularization)
@@ -420,10 +435,12 @@ class ProbabilisticAutoencoder(keras.Model):
         return [by_id[id(v)] for v in variables]
 
     def train_step(self, data):
-        x, condition, sample_weight = inputs.unpack(self, data)
+        x, condition, target, sample_weight = inputs.unpack(self, data)
         surrogates = {p: k for p, k in self.objective.surrogates.items() if p in _PARTS}
         with tf.GradientTape(persistent=bool(surrogates)) as tape:
-            terms = self.compute_terms(x, condition, seed=self._next_seed(), training=True)
+            terms = self.compute_terms(
+                x, condition, seed=self._next_seed(), training=True, target=target
+            )
             loss, per_example_loss = self._loss(terms["objective"], sample_weight)
             losses = {None: self.optimizer.scale_loss(loss)}
             for part, key in surrogates.items():
@@ -435,13 +452,15 @@ class ProbabilisticAutoencoder(keras.Model):
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
     def test_step(self, data):
-        x, condition, sample_weight = inputs.unpack(self, data)
-        terms = self.compute_terms(x, condition, seed=self._next_seed(), training=False)
+        x, condition, target, sample_weight = inputs.unpack(self, data)
+        terms = self.compute_terms(
+            x, condition, seed=self._next_seed(), training=False, target=target
+        )
         _, per_example_loss = self._loss(terms["objective"], sample_weight)
         return self._update_metrics(per_example_loss, terms, sample_weight)
 
     def predict_step(self, data):
-        x, condition, _ = inputs.unpack(self, data)
+        x, condition, _, _ = inputs.unpack(self, data)
         posterior = self.posterior(x, condition=condition)
         return self.decoder(posteriors.point_estimate(posterior), condition=condition).mean()
 
@@ -503,16 +522,30 @@ class ProbabilisticAutoencoder(keras.Model):
 
 
     # ------------------------------------------------------------------ fit / evaluate
-    def _group_steps(self, callbacks, step_counts):
+    def _group_steps(self, callbacks, step_counts, epoch_steps=None):
         if self._step_grouping is not None:
-            self._step_grouping.choose(self, callbacks, step_counts)
+            self._step_grouping.choose(self, callbacks, step_counts, epoch_steps)
+
+    @staticmethod
+    def _array_steps(x, kwargs):
+        """Batches per epoch of array data (None for datasets): a group of steps never
+        exceeds it, so Keras' progress bar counts the epoch's real batches."""
+        first = x[0] if isinstance(x, tuple) else x
+        if not isinstance(first, np.ndarray):
+            return None
+        return -(-len(first) // (kwargs.get("batch_size") or 32))
 
     def fit(self, x=None, y=None, *args, validation_data=None, stop_on_nan=True, **kwargs):
         """Trains the model (``keras.Model.fit``), validating array inputs first.
 
         ``x`` may be an array, ``(x, condition)`` for conditional models, or a
-        ``tf.data.Dataset``. For unconditional models a ``y`` is ignored, so
-        ``fit(x, x)`` also works. With ``stop_on_nan`` (the default) a
+        ``tf.data.Dataset``. ``y``: for an unconditional model, the target the model
+        learns to reconstruct from x (paired denoising or translation: ``fit(noisy,
+        clean)``, of the same shape as x; ``fit(x, x)`` is the plain autoencoder); for a
+        conditional model, the condition (``fit(x, condition)``; one-hot rows or integer
+        class labels), with ``fit((x, condition), y)`` for a target. A dataset's
+        ``(x, y)`` pairs are read the same way. ``sample_weight`` weights each example's
+        loss (the weighted mean sum(w l) / sum(w)). With ``stop_on_nan`` (the default) a
         ``probae.StopOnNaN`` callback runs first: training raises
         ``probae.NonFiniteLossError`` at the first step whose loss is NaN or infinite,
         before later callbacks can checkpoint the broken weights.
@@ -520,7 +553,7 @@ class ProbabilisticAutoencoder(keras.Model):
         inputs.check_loop_options(kwargs, "epochs")
         if stop_on_nan:
             kwargs["callbacks"] = callbacks_lib.with_nan_guard(kwargs.get("callbacks"))
-        x, y = inputs.keras_inputs(self, x, y)
+        x, y, sample_weight = inputs.keras_inputs(self, x, y, kwargs.pop("sample_weight", None))
         validation_data = inputs.validation_inputs(self, validation_data)
         if not self.built:
             raise ValueError(
@@ -532,19 +565,24 @@ class ProbabilisticAutoencoder(keras.Model):
         if not self.compiled:
             self.compile()
         self._group_steps(
-            kwargs.get("callbacks"), (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))
+            kwargs.get("callbacks"),
+            (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps")),
+            self._array_steps(x, kwargs),
         )
-        return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        return super().fit(
+            x, y, *args, validation_data=validation_data, sample_weight=sample_weight, **kwargs
+        )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Evaluates the loss and the objective's terms (``keras.Model.evaluate``)."""
+        """Evaluates the loss and the objective's terms (``keras.Model.evaluate``); x, y
+        and ``sample_weight`` as in ``fit``."""
         inputs.check_loop_options(kwargs)
-        x, y = inputs.keras_inputs(self, x, y)
+        x, y, sample_weight = inputs.keras_inputs(self, x, y, kwargs.pop("sample_weight", None))
         if not self.compiled:
             self.compile()
         if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
-            self._group_steps(kwargs.get("callbacks"), (kwargs.get("steps"),))
-        return super().evaluate(x, y, *args, **kwargs)
+            self._group_steps(kwargs.get("callbacks"), (kwargs.get("steps"),), self._array_steps(x, kwargs))
+        return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
 
     # ------------------------------------------------------------------ user methods
     def encode(self, x, condition=None):
@@ -608,15 +646,19 @@ class ProbabilisticAutoencoder(keras.Model):
             [np.asarray(fn(xb, cb, batch_seed(base, i))) for i, (xb, cb) in enumerate(batches)]
         )
 
-    def sample(self, n, seed=None, condition=None, mean=False):
+    def sample(self, n, seed=None, condition=None, mean=False, temperature=1.0):
         """Generates n examples: z ~ p(z), then x ~ p(x|z) (or its mean).
 
         Args:
             n: number of examples.
             seed: int seed, or None.
-            condition: for conditional models, ``[n, *condition_shape]`` or one condition
-                ``[*condition_shape]`` used for all n.
+            condition: for conditional models, ``[n, *condition_shape]``, one condition
+                ``[*condition_shape]`` used for all n, or for a one-hot condition an
+                integer class label (``sample(10, condition=7)``) or n labels.
             mean: return the decoder's mean E[x|z] (smooth images) instead of a draw.
+            temperature: t > 0 scales the prior's spread (``probae.priors.sample``: the
+                scale of N(0, I), or of each mixture component, times t); t < 1 gives
+                more typical samples.
 
         Returns:
             A NumPy array ``[n, *event_shape]``.
@@ -636,11 +678,11 @@ class ProbabilisticAutoencoder(keras.Model):
             )
         if condition is not None and self.condition_shape is not None:
             c = np.asarray(condition)
-            if c.shape == tuple(self.condition_shape):
+            if c.shape == tuple(self.condition_shape) and c.dtype.kind not in "iu":
                 condition = np.broadcast_to(c, (n, *c.shape))
         c = inputs.check_condition(self, condition, n)
         z_seed, x_seed = split_seed(seed_tensor(seed))
-        z = self.prior_distribution().sample(n, seed=z_seed)
+        z = priors.sample(self.prior_distribution(), n, z_seed, check_positive_float(temperature, "temperature"))
         likelihood = self.decoder(z, condition=c, training=False)
         x = likelihood.mean() if mean else likelihood.sample(seed=x_seed)
         return keras.ops.convert_to_numpy(x)

@@ -17,11 +17,51 @@ from probae.distributions import DiagonalGaussianMixture
 tfd = tfp.distributions
 
 __all__ = [
+    "sample",
     "Prior",
     "StandardNormalPrior",
     "MixtureOfGaussiansPrior",
     "VampPrior",
 ]
+
+
+def sample(distribution, n, seed, temperature=1.0):
+    """n draws from a prior with its spread scaled by ``temperature``.
+
+    For a Gaussian prior N(mu, diag(s^2)) the draws come from N(mu, diag((t s)^2)); for a
+    mixture of diagonal Gaussians (``MixtureOfGaussiansPrior``, ``VampPrior``) a component
+    is drawn with its usual weight and then a point from it with its scale multiplied by
+    t: the component means stay where they are, and t < 1 concentrates the draws around
+    them (typical samples), t > 1 spreads them out. t = 1 is an ordinary draw.
+
+    Args:
+        distribution: p(z), a ``tfd.MultivariateNormalDiag`` or a mixture of them (any
+            distribution for t = 1).
+        n: number of draws.
+        seed: a stateless seed.
+        temperature: t > 0.
+
+    Raises:
+        ValueError: t != 1 for a prior of another family.
+    """
+    if temperature == 1.0:
+        return distribution.sample(n, seed=seed)
+    if isinstance(distribution, tfd.MultivariateNormalDiag):
+        z = distribution.sample(n, seed=seed)
+        return distribution.mean() + temperature * (z - distribution.mean())
+    components = getattr(distribution, "components_distribution", None)
+    if isinstance(components, tfd.MultivariateNormalDiag) and components.batch_shape.rank == 1:
+        index_seed, z_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        index = distribution.mixture_distribution.sample(n, seed=index_seed)
+        loc = tf.gather(components.mean(), index)
+        scale = tf.gather(components.stddev(), index)
+        eps = tf.random.stateless_normal(tf.shape(loc), seed=z_seed, dtype=loc.dtype)
+        return loc + temperature * scale * eps
+    raise ValueError(
+        "temperature other than 1 needs a Gaussian prior or a mixture of diagonal Gaussians. "
+        f"Received: a prior distribution of type {type(distribution).__name__} and "
+        f"temperature={temperature!r}"
+    )
 
 
 class Prior(keras.layers.Layer):

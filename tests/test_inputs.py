@@ -85,3 +85,18 @@ def test_fit_accepts_arrays_datasets_generators_and_pydatasets(binarized):
 
 
 # -------------------------------------------------------------- mixed precision
+
+
+def test_integer_labels_for_a_one_hot_condition():
+    x = (np.random.default_rng(0).random((30, 6)) > 0.5).astype(np.float32)
+    labels = np.arange(30) % 3
+    cvae = probae.ConditionalVAE((6,), 2, condition_shape=(3,), hidden_units=(4,))
+    np.testing.assert_array_equal(inputs.check_condition(cvae, labels, 30), np.eye(3)[labels])
+    np.testing.assert_array_equal(inputs.check_condition(cvae, 2, 4), np.tile([0, 0, 1], (4, 1)))
+    one_hot = cvae.evaluate(x, np.eye(3, dtype=np.float32)[labels], batch_size=30, verbose=0, return_dict=True)
+    by_label = cvae.evaluate(x, labels, batch_size=30, verbose=0, return_dict=True)
+    assert one_hot["kl"] == pytest.approx(by_label["kl"], rel=1e-6)
+    cvae.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(10), epochs=1, verbose=0)
+    assert cvae.sample(5, condition=1, seed=0).shape == (5, 6)
+    with pytest.raises(ValueError, match=r"labels must lie in 0..2"):
+        cvae.fit(x, labels + 1, epochs=1, verbose=0)

@@ -201,3 +201,68 @@ def test_gated_networks_compute_glu_and_survive_saving(shape, architecture, tmp_
     fit(model, x, epochs=2, batch_size=8)
     assert np.all(np.isfinite(model.elbo(x, seed=0)))
     assert_same_after_reload(model, x, tmp_path)
+
+
+# ------------------------------------------------------------------- targets and weights
+def _ae(seed=0, optimizer="sgd"):
+    keras.utils.set_random_seed(seed)
+    model = probae.Autoencoder((20,), 4, hidden_units=(8,))
+    model.compile(keras.optimizers.SGD(0.1) if optimizer == "sgd" else optimizer)
+    return model
+
+
+def _bits(n=64, seed=0):
+    return (np.random.default_rng(seed).random((n, 20)) > 0.5).astype("float32")
+
+
+def test_fit_x_y_reconstructs_y_from_x():
+    """fit(noisy, clean) trains p(clean | encoder(noisy)): the loss is the clean target's."""
+    x = _bits()
+    noisy = np.abs(x - (np.random.default_rng(1).random(x.shape) < 0.2)).astype("float32")
+    model = _ae()
+    logs = model.evaluate(noisy, x, batch_size=64, verbose=0, return_dict=True)
+    terms = model.compute_terms(tf.constant(noisy), target=tf.constant(x))
+    np.testing.assert_allclose(logs["loss"], -terms["objective"].numpy().mean(), rtol=1e-5)
+    own = model.evaluate(noisy, batch_size=64, verbose=0, return_dict=True)
+    assert abs(own["loss"] - logs["loss"]) > 1e-3  # y is used, not dropped
+    model.fit(tf.data.Dataset.from_tensor_slices((noisy, x)).batch(16), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"y must have shape \(batch, 20\)"):
+        model.fit(noisy, np.arange(64), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="y must have one row per example"):
+        model.fit(noisy, x[:10], epochs=1, verbose=0)
+
+
+def test_sample_weight_weights_each_example():
+    x = _bits()
+    zero = _ae()
+    before = [w.copy() for w in zero.get_weights()]
+    zero.fit(x, sample_weight=np.zeros(64), epochs=1, batch_size=64, shuffle=False, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, zero.get_weights()))
+    # Weight 2 on a row is the row twice (one full-batch SGD step, no sampling noise).
+    weights = np.ones(64)
+    weights[3] = 2.0
+    weighted = _ae()
+    weighted.fit(x, sample_weight=weights, epochs=1, batch_size=64, shuffle=False, verbose=0)
+    twice = _ae()
+    twice.fit(np.concatenate([x, x[3:4]]), epochs=1, batch_size=65, shuffle=False, verbose=0)
+    for a, b in zip(weighted.get_weights(), twice.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    unweighted = _ae()
+    unweighted.fit(x, epochs=1, batch_size=64, shuffle=False, verbose=0)
+    assert not all(np.allclose(a, b) for a, b in zip(unweighted.get_weights(), weighted.get_weights()))
+    # evaluate weights its metrics the same way.
+    logs = weighted.evaluate(x, sample_weight=weights, batch_size=64, verbose=0, return_dict=True)
+    per_example = -weighted.compute_terms(tf.constant(x))["objective"].numpy()
+    np.testing.assert_allclose(logs["loss"], np.average(per_example, weights=weights), rtol=1e-5)
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        weighted.fit(x, sample_weight=-weights, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight must have one weight per example"):
+        weighted.fit(x, sample_weight=weights[:5], epochs=1, verbose=0)
+
+
+def test_progress_bar_counts_an_epoch_shorter_than_a_step_group(capsys):
+    model = _ae()
+    model.fit(_bits(40), epochs=1, batch_size=16, verbose=1)
+    out = capsys.readouterr().out
+    assert "3/3" in out and "10/3" not in out
+    assert model.steps_per_execution == 3

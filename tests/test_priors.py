@@ -84,3 +84,26 @@ def test_collapsed_posterior_against_a_learned_mixture_prior_stays_finite():
     kl = kl.numpy()
     # log q(z) of a 2-d Gaussian with sigma = 1e-4 is about 2 * 8.3 nats; finite and large.
     assert np.all(np.isfinite(kl)) and np.all(kl > 10)
+
+
+def test_temperature_scales_the_prior_spread():
+    seed = probae.seeds.seed_tensor(0)
+    standard = probae.StandardNormalPrior(3)
+    standard.build((None, 3))
+    z = probae.priors.sample(standard.distribution(), 40000, seed, temperature=0.5).numpy()
+    se = 0.5 / np.sqrt(2 * 40000)
+    assert np.all(np.abs(z.std(0) - 0.5) < 4 * se) and np.all(np.abs(z.mean(0)) < 4 * 0.5 / 200)
+    mixture = probae.MixtureOfGaussiansPrior(num_components=2, latent_dim=1, min_scale=1e-3)
+    mixture.build((None, 1))
+    mixture.locs.assign([[-5.0], [5.0]])
+    mixture.raw_scales.assign(np.log(np.expm1([[1.0], [1.0]]) ) - 0.0)
+    draws = probae.priors.sample(mixture.distribution(), 40000, seed, temperature=0.25).numpy()[:, 0]
+    # Component means stay; each component's spread is scaled by t.
+    for centre in (-5.0, 5.0):
+        part = draws[np.abs(draws - centre) < 2.5]
+        assert abs(part.mean() - centre) < 0.02 and abs(part.std() - 0.25 * 1.001) < 0.01
+    assert 0.45 < np.mean(draws > 0) < 0.55
+    model = probae.VAE((6,), 2, hidden_units=(4,))
+    assert model.sample(3, seed=0, temperature=0.1).shape == (3, 6)
+    with pytest.raises(ValueError, match="temperature must be"):
+        model.sample(3, temperature=0.0)
