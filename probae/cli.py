@@ -22,6 +22,7 @@ wrong shape) end with exit code 2 and a one-line message.
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -300,6 +301,13 @@ def _build_model(spec, input_shape, args):
                 raise CommandError(f"{spec} is not valid JSON: {err}") from None
         if isinstance(config, dict) and "class_name" in config:
             model = keras.saving.deserialize_keras_object(config)
+            from probae.model import ProbabilisticAutoencoder
+
+            if not isinstance(model, ProbabilisticAutoencoder):
+                raise CommandError(
+                    f"{spec} holds a {type(model).__name__}, not a probae model: give a preset "
+                    "name, a preset JSON ({\"preset\": ...}) or the config.json of a probae run"
+                )
             if model.event_shape is not None and tuple(model.event_shape) != tuple(input_shape):
                 raise CommandError(
                     f"the data has examples of shape {tuple(input_shape)} but the config in "
@@ -404,6 +412,11 @@ def _train(args):
     x_train, x_test, y_test = load_data(
         args.data, args.data_dir, "train", args.binarize, args.max_examples, args.seed
     )
+    if not len(x_train) or not len(x_test):
+        raise CommandError(
+            f"{args.data} has {len(x_train) + len(x_test)} example(s): probae train needs at "
+            "least 2 (one tenth is held out to evaluate the model)"
+        )
     table = None
     if _is_table(x_train):  # a CSV: standardised, typed and coded as AnomalyDetector does
         x_train, x_test, table = _fit_table(x_train, x_test, args)
@@ -611,6 +624,26 @@ def build_parser():
     return parser
 
 
+def _check_out(args):
+    """Refuses an --out that cannot be written before any work is done: train writes a
+    directory, score and sample one file (in an existing directory)."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return
+    if args.command == "train":
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise CommandError(
+                f"--out must be a directory (train writes model.keras, metrics.json and plots "
+                f"in it). Received: {out}, an existing file"
+            )
+        return
+    if os.path.isdir(out):
+        raise CommandError(f"--out must be a file, not a directory. Received: {out}")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise CommandError(f"--out {out}: its directory {parent} does not exist")
+
+
 def main(argv=None):
     """Runs the ``probae`` command line; returns the exit code.
 
@@ -627,11 +660,17 @@ def main(argv=None):
             print(f"probae: error: --{name.replace('_', '-')} must be a positive integer. "
                   f"Received: {value}", file=sys.stderr)
             return _EXIT_USAGE
+    rate = getattr(args, "learning_rate", None)
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        print(f"probae: error: --learning-rate must be a finite number > 0. Received: {rate}",
+              file=sys.stderr)
+        return _EXIT_USAGE
     from probae.datasets import DatasetNotFoundError
 
     try:
+        _check_out(args)
         return args.func(args)
-    except (CommandError, FileNotFoundError, DatasetNotFoundError, ValueError, TypeError) as err:
+    except (CommandError, OSError, DatasetNotFoundError, ValueError, TypeError) as err:
         if os.environ.get("PROBAE_DEBUG"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -136,8 +136,16 @@ def bad_files(tmp_path, run_dir):
         json.dump({"preset": "nope"}, f)
     stale = str(tmp_path / "stale")
     os.makedirs(os.path.join(stale, "backup"))
+    one = str(tmp_path / "one.npy")
+    np.save(one, np.full((1, 64), 0.5, np.float32))
+    layer = str(tmp_path / "layer.json")
+    with open(layer, "w") as f:  # a plain Keras layer's config, as keras writes it
+        json.dump({"module": "keras.layers", "class_name": "Dense", "config": {"units": 3},
+                   "registered_name": None}, f)
+    a_file = str(tmp_path / "a_file")
+    open(a_file, "w").close()
     return {"model": os.path.join(run_dir, "model.keras"), "wrong": wrong, "json": bad_json,
-            "stale": stale, "tmp": str(tmp_path)}
+            "stale": stale, "tmp": str(tmp_path), "one": one, "layer": layer, "file": a_file}
 
 
 @pytest.mark.parametrize(
@@ -156,6 +164,17 @@ def bad_files(tmp_path, run_dir):
         (["train", "vae", "digits", "--epochs", "0"], "--epochs must be a positive integer"),
         (["score", "{model}", "{tmp}/data.txt"], "data file not found"),
         (["sample", "{model}", "--n", "0"], "--n must be a positive integer"),
+        # issue 17: refused before anything is written
+        (["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "nan"],
+         "--learning-rate must be a finite number > 0. Received: nan"),
+        (["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "-1"],
+         "--learning-rate must be a finite number > 0. Received: -1.0"),
+        (["train", "vae", "digits", "--out", "{file}"], "--out must be a directory"),
+        (["train", "vae", "{one}", "--out", "{tmp}/x"], "one.npy has 1 example"),
+        (["train", "{layer}", "digits", "--out", "{tmp}/x"], "holds a Dense, not a probae model"),
+        (["score", "{model}", "{wrong}", "--out", "{tmp}"], "--out must be a file"),
+        (["sample", "{model}", "--out", "{tmp}"], "--out must be a file"),
+        (["score", "{model}", "digits", "--out", "{tmp}/no/such/scores.csv"], "no/such"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(bad_files, capsys, argv, expected):
@@ -165,6 +184,9 @@ def test_errors_are_one_line_with_exit_code_2(bad_files, capsys, argv, expected)
     err = capsys.readouterr().err.strip()
     assert err.startswith("probae: error:") and expected in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
+    if argv[0] == "train" and "--out" in argv:  # nothing written for a failed run
+        out = argv[argv.index("--out") + 1]
+        assert not os.path.isdir(out) or "model.keras" not in os.listdir(out)
 
 
 def test_resume_after_sigkill(run_dir, tmp_path):
