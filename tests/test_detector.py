@@ -295,3 +295,149 @@ def test_given_model_is_copied_not_modified(tmp_path):
     loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
     assert isinstance(loaded.model, probae.ProbabilisticAutoencoder)
     np.testing.assert_allclose(loaded.score_samples(curve_data(5)), det.score_samples(curve_data(5)), rtol=1e-6)
+
+
+# ----------------------------------------------------------------- tables (issue 16)
+def mixed_frame(n=240, seed=0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    df = pd.DataFrame({
+        "spend": 1e3 * (z[:, 0] + 0.2 * rng.normal(size=n)),
+        "visits": z[:, 0] - z[:, 1] + 0.2 * rng.normal(size=n),
+        "basket": z[:, 1] + 0.2 * rng.normal(size=n),
+        "city": np.where(z[:, 1] > 0, "paris", np.where(rng.random(n) < 0.8, "rome", "oslo")),
+        "member": z[:, 0] > 0,
+        "plan": pd.Categorical(rng.choice(["basic", "pro", "max"], n)),
+    })
+    return df.mask(rng.random(df.shape) < 0.08)
+
+
+@pytest.fixture(scope="module")
+def table_detector():
+    df = mixed_frame()
+    det = probae.AnomalyDetector(epochs=6, hidden_units=(16,), latent_dim=2, num_samples=20).fit(df)
+    return det, df
+
+
+def test_dataframe_with_strings_booleans_categories_and_missing_cells(table_detector, tmp_path):
+    import pandas as pd
+
+    det, df = table_detector
+    assert det.model_.decoder.column_types == ["student_t"] * 3 + [3, "bernoulli", 3]
+    assert list(det.feature_names_in_) == list(df.columns) and det.n_features_in_ == 6
+    scores = det.score_samples(df)
+    assert scores.shape == (240,) and np.all(np.isfinite(scores))
+    per = det.score_features(df.iloc[5:9])
+    assert isinstance(per, pd.DataFrame) and list(per.columns) == list(df.columns)
+    assert list(per.index) == list(df.index[5:9])
+    np.testing.assert_array_equal(per.isna().to_numpy(), df.iloc[5:9].isna().to_numpy())  # missing: NaN
+    # unseen categories are scored as the rarest one ("oslo", p = 0.1)
+    test = df.iloc[:6].copy()
+    test["city"] = "lima"
+    as_rarest = df.iloc[:6].copy()
+    as_rarest["city"] = "oslo"
+    observed = test["city"].notna() & df["city"].iloc[:6].notna()
+    np.testing.assert_allclose(det.score_samples(test)[observed], det.score_samples(as_rarest)[observed], rtol=1e-6)
+    strict = clone(det).set_params(handle_unknown="error", epochs=1).fit(df)
+    with pytest.raises(ValueError, match=r"column 'city' holds categories not seen in training: \['lima'\]"):
+        strict.score_samples(test)
+    # save/load keeps the preprocessing: identical scores, missing and unseen cells included
+    det.save(tmp_path / "d.zip")
+    loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
+    np.testing.assert_array_equal(loaded.score_samples(test), det.score_samples(test))
+    np.testing.assert_array_equal(loaded.predict(df), det.predict(df))
+    # the same table as a NumPy object array or a list of rows
+    np.testing.assert_allclose(det.score_samples(df.to_numpy()), scores, rtol=1e-6)
+
+
+def test_anomaly_scores_of_a_detector_use_its_preprocessing(table_detector):
+    from probae import anomaly
+
+    det, df = table_detector
+    np.testing.assert_allclose(probae.anomaly_scores(det, df), -det.score_samples(df), rtol=1e-12)
+    per = probae.anomaly_scores(det, df.head(4), per_feature=True)
+    np.testing.assert_array_equal(per, det.score_features(df.head(4)).to_numpy())
+    raw = np.c_[curve_data(200) * 1e3 + 5e4]
+    plain = probae.AnomalyDetector(epochs=3, hidden_units=(16,), num_samples=10).fit(raw)
+    outliers = raw[:20] + 4 * raw.std(0)
+    y = np.r_[np.zeros(200), np.ones(20)]
+    scores = probae.anomaly_scores(plain, np.r_[raw, outliers])
+    assert roc_auc_score(y, scores) > 0.95 and np.abs(scores).max() < 1e3
+    with pytest.raises(TypeError, match="model must be a trained"):
+        anomaly.anomaly_scores(plain, raw)  # the model-level function names what it takes
+
+
+def test_extreme_finite_column_is_neither_overflowed_nor_zeroed():
+    X = curve_data(120)
+    kwargs = dict(epochs=3, hidden_units=(8,), num_samples=10)
+    base = probae.AnomalyDetector(**kwargs).fit(X)
+    big = X.astype(np.float64) * np.r_[1e300, np.ones(X.shape[1] - 1)]
+    det = probae.AnomalyDetector(**kwargs).fit(big)
+    assert not det.constant_columns_.any() and np.isfinite(det.scale_).all() and det.scale_[0] > 1e299
+    np.testing.assert_allclose(det.score_samples(big), base.score_samples(X), rtol=1e-4, atol=1e-4)
+    wild = big[:3].copy()
+    wild[:, 0] = [1.7e308, -1.7e308, 0.0]
+    s = det.score_samples(wild)
+    assert np.all(np.isfinite(s)) and s[0] < det.offset_ and s[1] < det.offset_
+
+
+def test_sample_weight_as_isolation_forest():
+    rng = np.random.default_rng(0)
+    X = np.r_[curve_data(200), rng.normal(6.0, 0.3, size=(60, curve_data(1).shape[1]))]
+    w = np.r_[np.ones(200), np.zeros(60)]
+    kwargs = dict(epochs=8, hidden_units=(16,), num_samples=10, trim_fraction=0.0)
+    weighted = probae.AnomalyDetector(**kwargs).fit(X, sample_weight=w)
+    unweighted = probae.AnomalyDetector(**kwargs).fit(X)
+    gap = lambda d: np.median(d.score_samples(X[:200])) - np.median(d.score_samples(X[200:]))  # noqa: E731
+    assert gap(weighted) > gap(unweighted) + 5.0  # the zero-weight cluster was not learned
+    np.testing.assert_allclose(weighted.mean_, X[:200].mean(0), rtol=1e-6)  # weighted statistics
+    for bad, exc, match in [(np.ones(3), ValueError, "one weight per row"),
+                            (-np.ones(260), ValueError, ">= 0"),
+                            (np.zeros(260), ValueError, "positive sum"),
+                            (["a"] * 260, TypeError, "sample_weight")]:
+        with pytest.raises(exc, match=match):
+            probae.AnomalyDetector(**kwargs).fit(X, sample_weight=bad)
+
+
+def test_pyod_aliases(detector):
+    from math import erf, sqrt
+
+    det, X = detector
+    scores = det.score_samples(X)
+    np.testing.assert_allclose(det.decision_scores_, -scores, rtol=1e-12)
+    assert det.threshold_ == -det.offset_
+    np.testing.assert_array_equal(det.labels_, (det.predict(X) == -1).astype(int))
+    anomaly = probae.anomaly_scores(det, X)
+    np.testing.assert_allclose(det.decision_function(X), det.threshold_ - anomaly, rtol=1e-9, atol=1e-9)
+    test = X[:7] + np.r_[0.0, 0, 0, 0, 0, 0, 50.0][:, None]
+    s = -det.score_samples(test)
+    lo, hi = det.decision_scores_.min(), det.decision_scores_.max()
+    linear = det.predict_proba(test)
+    np.testing.assert_allclose(linear[:, 1], np.clip((s - lo) / (hi - lo), 0, 1))
+    np.testing.assert_allclose(linear.sum(1), 1.0) and linear[-1, 1] == 1.0
+    mu, sd = det.decision_scores_.mean(), det.decision_scores_.std()
+    unify = det.predict_proba(test, method="unify")
+    np.testing.assert_allclose(unify[:, 1], np.clip([erf((v - mu) / (sd * sqrt(2))) for v in s], 0, 1))
+    with pytest.raises(ValueError, match="method"):
+        det.predict_proba(test, method="softmax")
+    assert not hasattr(probae.AnomalyDetector(), "decision_scores_")
+
+
+def test_detector_draws_its_contribution_chart(table_detector, tmp_path):
+    from matplotlib.figure import Figure
+
+    det, df = table_detector
+    fig = Figure()
+    ax = fig.add_subplot(1, 1, 1)
+    out = det.plot_contributions(df, n=3, max_features=4, ax=ax, path=tmp_path / "c.png")
+    assert out is fig and (tmp_path / "c.png").stat().st_size > 0
+    top = np.argsort(det.score_samples(df))[:3]  # the three most anomalous rows, in order
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert [int(t.split(" ")[0]) for t in labels] == list(df.index[top])
+    cells = ax.images[0].get_array()
+    per = det.score_features(df).to_numpy()[top]
+    shown = [list(df.columns).index(t.get_text()) for t in ax.get_xticklabels()]
+    np.testing.assert_allclose(cells.filled(np.nan), per[:, shown], rtol=1e-6)
+    assert len(shown) == 4
