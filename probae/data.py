@@ -60,14 +60,50 @@ def write_npy_shards(x, directory, rows_per_shard=10_000, prefix="shard"):
 
 
 def _npy_header(path):
-    """(shape, dtype, fortran_order, data offset) of a ``.npy`` file, read without loading it."""
+    """(shape, dtype, fortran_order, data offset) of a ``.npy`` file, read without loading
+    it; a file that is not a ``.npy`` file, or shorter than its header says, is refused."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, EOFError, SyntaxError, TypeError) as err:
+        raise ValueError(f"{path} is not a .npy file (or its header is damaged): {err}") from None
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise ValueError(
+            f"{path} is truncated: its header describes an array of shape {shape} and dtype "
+            f"{dtype} ({expected} bytes with the header), but the file holds {size} bytes."
+        )
+    return shape, dtype, fortran, offset
+
+
+def _read_rows(path, shape, dtype, offset, block_rows):
+    """Yields float32 blocks of ``block_rows`` rows of a ``.npy`` file (plain reads)."""
+    row_items = int(np.prod(shape[1:]))
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        return shape, dtype, fortran, f.tell()
+        f.seek(offset)
+        for start in range(0, shape[0], block_rows):
+            rows = min(block_rows, shape[0] - start)
+            block = np.fromfile(f, dtype=dtype, count=rows * row_items)
+            if block.size != rows * row_items:
+                raise ValueError(f"{path} is truncated: rows from {start} are missing.")
+            yield start, block.reshape((rows, *shape[1:])).astype(np.float32, copy=False)
+
+
+def _check_finite_rows(path, start, block):
+    """Raises a ValueError naming ``path`` and the row when a block holds NaN or inf."""
+    finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)
+    if not finite.all():
+        row = start + int(np.argmin(finite))
+        raise ValueError(
+            f"{path} holds NaN or infinite values (first in row {row}); every example must "
+            "be finite. Clean or drop those rows, or pass validate=False to skip this scan."
+        )
 
 
 def _shard_files(directory, pattern):
@@ -90,6 +126,7 @@ def from_npy_shards(
     block_rows=1024,
     drop_remainder=False,
     prefetch=2,
+    validate=True,
 ):
     """A ``tf.data.Dataset`` of batches streamed from a directory of ``.npy`` shards.
 
@@ -112,13 +149,19 @@ def from_npy_shards(
         block_rows: rows read from a file at a time.
         drop_remainder: drop the last incomplete batch.
         prefetch: batches prepared ahead of the training step.
+        validate: read every shard once here, block by block (memory stays bounded),
+            and refuse NaN or infinite values with a ``ValueError`` naming the file and
+            row: one extra pass over the data (its cost is in the README's reliability
+            section). Headers and file sizes are checked either way.
 
     Returns:
         A ``tf.data.Dataset`` yielding float32 tensors ``[batch, *event_shape]`` (its
         element spec has a known event shape, so an unbuilt model builds from it).
 
     Raises:
-        ValueError: no shard, shards of different shapes, bad sizes.
+        ValueError: no shard, a file that is not a ``.npy`` file or is truncated (named),
+            NaN or infinite values (with ``validate``), shards of different shapes, bad
+            sizes.
         TypeError: a non-path ``directory``.
     """
     directory = _check_directory(directory)
@@ -144,17 +187,16 @@ def from_npy_shards(
             f"{sorted(event_shapes)} in {directory!r}"
         )
     event_shape = event_shapes.pop()
+    if validate:
+        for path, (shape, dtype, offset) in headers.items():
+            if dtype.kind == "f":
+                for start, block in _read_rows(path, shape, dtype, offset, max(block_rows, 65536)):
+                    _check_finite_rows(path, start, block)
 
     def read_blocks(path):
         path = path.decode() if isinstance(path, bytes) else path
-        shape, dtype, offset = headers[path]
-        row_items = int(np.prod(shape[1:]))
-        with open(path, "rb") as f:
-            f.seek(offset)
-            for start in range(0, shape[0], block_rows):
-                rows = min(block_rows, shape[0] - start)
-                block = np.fromfile(f, dtype=dtype, count=rows * row_items)
-                yield block.reshape((rows, *shape[1:])).astype(np.float32, copy=False)
+        for _, block in _read_rows(path, *headers[path], block_rows):
+            yield block
 
     spec = tf.TensorSpec((None, *event_shape), tf.float32)
     files_ds = tf.data.Dataset.from_tensor_slices(files)
@@ -183,11 +225,16 @@ def write_tfrecords(x, path, rows_per_file=None):
 
     Returns:
         The list of paths written.
+
+    Raises:
+        ValueError: ``x`` is empty or not a finite numeric batch, bad ``rows_per_file``.
     """
     path = _check_directory(path, "path")
     if rows_per_file is not None:
         rows_per_file = check_positive_int(rows_per_file, "rows_per_file")
-    n = x.shape[0] if hasattr(x, "shape") else len(x)
+    if not hasattr(x, "shape") or len(x.shape) < 2 or x.shape[0] == 0:
+        x = as_float_array(x, "x")  # raises the usual error for bad or empty input
+    n = x.shape[0]
     step = rows_per_file or max(n, 1)
     paths = []
     for i, start in enumerate(range(0, n, step)):
@@ -201,7 +248,31 @@ def write_tfrecords(x, path, rows_per_file=None):
     return paths
 
 
-def from_tfrecords(files, batch_size, event_shape, shuffle=True, shuffle_buffer=10_000, seed=None, key="x"):
+def _scan_tfrecords(files, features, key, event_shape):
+    """Reads every record once: a corrupt record, a wrong length or NaN names its file."""
+    for path in files:
+        ds = tf.data.TFRecordDataset(path).batch(4096)
+        ds = ds.map(lambda rec: tf.io.parse_example(rec, features)[key])
+        start = 0
+        try:
+            for block in ds:
+                _check_finite_rows(path, start, block.numpy())
+                start += len(block)
+        except tf.errors.DataLossError as err:
+            raise ValueError(
+                f"{path} is corrupt or truncated after record {start}: {err.message.splitlines()[0]}"
+            ) from None
+        except tf.errors.InvalidArgumentError as err:
+            raise ValueError(
+                f"{path} does not hold records with a float feature {key!r} of "
+                f"{math.prod(event_shape)} values (event_shape={tuple(event_shape)}) near "
+                f"record {start}: {err.message.splitlines()[0][:200]}"
+            ) from None
+
+
+def from_tfrecords(
+    files, batch_size, event_shape, shuffle=True, shuffle_buffer=10_000, seed=None, key="x", validate=True
+):
     """A ``tf.data.Dataset`` of batches read from TFRecord files of float examples.
 
     Args:
@@ -211,9 +282,15 @@ def from_tfrecords(files, batch_size, event_shape, shuffle=True, shuffle_buffer=
         event_shape: shape of one example.
         shuffle, shuffle_buffer, seed: as in ``from_npy_shards``.
         key: the feature name.
+        validate: read every record once here and refuse, with a ``ValueError`` naming
+            the file, a corrupt or truncated file, records of the wrong length and NaN or
+            infinite values (one extra pass over the data; see ``from_npy_shards``).
 
     Returns:
         A ``tf.data.Dataset`` of float32 tensors ``[batch, *event_shape]``.
+
+    Raises:
+        ValueError: missing files, bad sizes, and with ``validate`` bad records.
     """
     from probae._validation import check_shape
 
@@ -228,6 +305,8 @@ def from_tfrecords(files, batch_size, event_shape, shuffle=True, shuffle_buffer=
         raise ValueError(f"files must name existing TFRecord files. Received: missing {missing or files}")
     size = int(math.prod(event_shape))
     features = {key: tf.io.FixedLenFeature([size], tf.float32)}
+    if validate:
+        _scan_tfrecords(files, features, key, event_shape)
     files_ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)

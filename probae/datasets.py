@@ -14,6 +14,7 @@ line and names the fix.
 
 import gzip
 import os
+import zipfile
 
 import numpy as np
 
@@ -89,10 +90,36 @@ def _download(filename, origin, what):
     try:
         return keras.utils.get_file(filename, origin=origin)
     except Exception as err:  # network errors come in many types
+        cause = " ".join(str(err).split())[:200] or type(err).__name__
         raise DatasetNotFoundError(
-            f"{what} was not found locally and could not be downloaded ({type(err).__name__}). "
-            f"Put {filename!r} in a directory and pass data_dir=... or set {ENV_VAR}."
+            f"{what} was not found locally and could not be downloaded ({type(err).__name__}: "
+            f"{cause}). Put {filename!r} in a directory and pass data_dir=... or set {ENV_VAR}."
         ) from None
+
+
+def _load_npz(path, keys):
+    """The arrays ``keys`` of the ``.npz`` file at ``path``; a damaged file, a missing key or
+    NaN / inf values raise a ``ValueError`` naming the file."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the array(s) {missing} (it holds {sorted(f.files)}); replace it "
+                    "with the original file"
+                )
+            arrays = [f[k] for k in keys]
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(
+            f"{path} cannot be read ({type(err).__name__}: {err}); the file is damaged or not a "
+            ".npz file: delete it or replace it with the original"
+        ) from None
+    for key, a in zip(keys, arrays):
+        if a.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: the array {key} is not numeric (dtype {a.dtype})")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: the array {key} holds NaN or infinite values")
+    return arrays
 
 
 def _images(x, flatten):
@@ -118,8 +145,7 @@ def load_mnist(data_dir=None, flatten=False):
         DatasetNotFoundError: the file is neither local nor downloadable.
     """
     path = _find_local(data_dir, "mnist.npz") or _download("mnist.npz", _MNIST_URL, "MNIST")
-    with np.load(path) as f:
-        x_train, y_train, x_test, y_test = f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+    x_train, y_train, x_test, y_test = _load_npz(path, ["x_train", "y_train", "x_test", "y_test"])
     return (
         (_images(x_train, flatten), y_train.astype(np.int64)),
         (_images(x_test, flatten), y_test.astype(np.int64)),
@@ -144,8 +170,7 @@ def load_binarized_mnist(data_dir=None, flatten=True):
     """
     path = _find_local(data_dir, "binarized_mnist.npz")
     if path is not None:
-        with np.load(path) as f:
-            splits = [f["train"], f["valid"], f["test"]]
+        splits = _load_npz(path, ["train", "valid", "test"])
     else:
         splits = []
         for split in ("train", "valid", "test"):
@@ -159,8 +184,14 @@ def load_binarized_mnist(data_dir=None, flatten=True):
 
 
 def _read_idx(path, offset):
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), np.uint8, offset=offset)
+    try:
+        with gzip.open(path, "rb") as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+    except (OSError, EOFError, ValueError) as err:
+        raise ValueError(
+            f"{path} cannot be read ({type(err).__name__}: {err}); the file is damaged: delete "
+            "it or replace it with the original"
+        ) from None
 
 
 def load_fashion_mnist(data_dir=None, flatten=False, test_fraction=1 / 7, seed=0):
@@ -188,8 +219,8 @@ def load_fashion_mnist(data_dir=None, flatten=False, test_fraction=1 / 7, seed=0
     seed = check_seed(seed)
     pooled = _find_local(data_dir, "fashion_partial.npz")
     if pooled is not None:
-        with np.load(pooled) as f:
-            x, y = f["x"], f["y"].astype(np.int64)
+        x, y = _load_npz(pooled, ["x", "y"])
+        y = y.astype(np.int64)
         order = np.random.default_rng(seed).permutation(len(x))
         n_test = int(round(len(x) * test_fraction))
         test, train = order[:n_test], order[n_test:]

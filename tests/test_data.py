@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import probae
 from probae import data
@@ -82,3 +83,73 @@ def test_shards_of_different_shapes_are_rejected(tmp_path):
     np.save(tmp_path / "b.npy", np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match="same example shape"):
         data.from_npy_shards(tmp_path, 2)
+
+
+# ------------------------------------------------- issue 17: corrupt files name themselves
+def _shard_dir(tmp_path, edit):
+    d = tmp_path / "shards"
+    d.mkdir()
+    np.save(d / "a.npy", np.zeros((8, 3), np.float32))
+    x = np.ones((8, 3), np.float32)
+    path = d / "b.npy"
+    np.save(path, x)
+    edit(path, x)
+    return d
+
+
+def _truncate(path, x):
+    path.write_bytes(path.read_bytes()[:-10])
+
+
+def _wrong_magic(path, x):
+    path.write_bytes(b"NOTNUMPY" + path.read_bytes()[8:])
+
+
+def _with_value(value):
+    def edit(path, x):
+        x[5, 1] = value
+        np.save(path, x)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, text",
+    [(_truncate, "truncated"), (_wrong_magic, "not a .npy file"),
+     (_with_value(np.nan), "NaN or infinite"), (_with_value(-np.inf), "NaN or infinite")],
+    ids=["truncated", "wrong magic", "nan", "-inf"],
+)
+def test_corrupt_or_non_finite_shard_is_named(tmp_path, edit, text):
+    d = _shard_dir(tmp_path, edit)
+    with pytest.raises(ValueError, match=f"b.npy.*{text}|{text}.*b.npy"):
+        data.from_npy_shards(d, 4)
+
+
+def _records(tmp_path, rows):
+    return data.write_tfrecords(rows, str(tmp_path / "r.tfrecord"))
+
+
+def test_corrupt_or_non_finite_tfrecords_are_named(tmp_path):
+    x = np.ones((6, 3), np.float32)
+    path = _records(tmp_path, x)[0]
+    raw = open(path, "rb").read()
+    with open(path, "wb") as f:  # flip bytes inside the last record: its CRC fails
+        f.write(raw[:-8] + bytes(b ^ 0xFF for b in raw[-8:]))
+    with pytest.raises(ValueError, match="r.tfrecord.*corrupt"):
+        data.from_tfrecords(path, 2, (3,))
+    nan_path = str(tmp_path / "nan.tfrecord")  # written by hand: write_tfrecords refuses NaN
+    with tf.io.TFRecordWriter(nan_path) as writer:
+        for row in ([1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]):
+            feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=row))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    with pytest.raises(ValueError, match="nan.tfrecord.*NaN or infinite"):
+        data.from_tfrecords(nan_path, 2, (3,))
+    good = data.write_tfrecords(x, str(tmp_path / "good.tfrecord"))[0]
+    with pytest.raises(ValueError, match=r"good.tfrecord.*4 values \(event_shape=\(4,\)\)"):
+        data.from_tfrecords(good, 2, (4,))
+
+
+def test_write_tfrecords_of_zero_rows_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="x must hold at least one example"):
+        data.write_tfrecords(np.zeros((0, 3), np.float32), str(tmp_path / "r.tfrecord"))
+    assert not list(tmp_path.iterdir())

@@ -57,3 +57,28 @@ def test_digits_are_bundled():
     (x, y), (xt, yt) = datasets.load_digits()
     assert x.shape[1:] == (8, 8, 1) and len(x) + len(xt) == 1797
     assert 0.0 <= x.min() and x.max() == 1.0
+
+
+def test_offline_message_keeps_the_cause(tmp_path, monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(datasets.DatasetNotFoundError, match="name resolution"):
+        datasets.load_mnist(tmp_path)
+
+
+def test_corrupt_local_file_is_named(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=r"mnist.npz.*cannot be read"):
+        datasets.load_mnist(tmp_path)
+    x = np.zeros((4, 28, 28), np.float32)
+    x[1, 2, 3] = np.nan
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=np.zeros(4), x_test=x, y_test=np.zeros(4))
+    with pytest.raises(ValueError, match=r"mnist.npz.*NaN or infinite"):
+        datasets.load_mnist(tmp_path)
+    np.savez(tmp_path / "mnist.npz", x_train=x)
+    with pytest.raises(ValueError, match=r"mnist.npz.*y_train"):
+        datasets.load_mnist(tmp_path)
