@@ -1,44 +1,44 @@
-"""Tabular anomaly detection: probae's AnomalyDetector inside a scikit-learn Pipeline.
+"""Tabular anomaly detection on a DataFrame with string columns and missing cells.
 
-The detector (a VAE with a Gaussian decoder with learned per-feature scales, scoring by
-minus the importance-sampled log p(x)) is fitted without labels on a 70/30 stratified
-split's training part, which still holds its anomalies (ADBench's unsupervised protocol),
-after a StandardScaler. On the test part the script prints AUROC and average precision,
-with scikit-learn's IsolationForest on the same split for reference, and saves the score
-histograms with the ROC curve and the per-feature contributions (minus log p of each
-standardised feature given the code) of the most anomalous test rows.
+An ADBench table (or an offline one) is made into what real tables look like: a pandas
+DataFrame with named columns, ``--categorical`` of them turned into strings ("low",
+"mid", "high" by tertile) and ``--missing`` of all cells removed at random. probae's
+``AnomalyDetector`` is fitted on it as it is, without labels, on a 70/30 stratified
+split's training part, which still holds its anomalies (ADBench's unsupervised protocol):
+no scaler, encoder or imputer: the detector types the columns (string columns
+categorical), standardises the numbers and marginalises the missing cells. On the test
+part the script prints AUROC and average precision, with IsolationForest (after mean /
+most-frequent imputation and ordinal codes) for reference, and saves the score
+histograms with the ROC curve and the detector's own chart of the per-feature
+contributions (minus log p of each column given the code) of the most anomalous test
+rows (``AnomalyDetector.plot_contributions``).
 
 Data: an ADBench .npz (keys X, y; y = 1 for an anomaly) from --data-dir or
 $PROBAE_DATA_DIR/adbench (default 6_cardio.npz), or --data breast_cancer (scikit-learn's
 bundled Wisconsin diagnostic data, malignant as the anomalies, subsampled to 10%) or
 --data synthetic, both offline.
 
-Measured once at the defaults (seed 0; AUROC, probae against IsolationForest): cardio 0.83
-against 0.92 (cardio is one where IsolationForest is ahead, see BENCHMARKS.md, "ADBench"),
-4_breastw.npz 0.99 against 0.99, synthetic 0.97 against 0.81, breast_cancer 0.69 against
-0.83 (30 correlated features and only 277 training rows).
-
     python examples/anomaly_tabular.py                        # cardio, under a minute
     python examples/anomaly_tabular.py --data breast_cancer   # works offline
+    python examples/anomaly_tabular.py --missing 0 --categorical 0   # the numeric table
 """
 
 import os
 import sys
 
 import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import IsolationForest
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OrdinalEncoder
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.ensemble import IsolationForest  # noqa: E402
-from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-import probae  # noqa: E402
-from probae import plotting  # noqa: E402
+import probae
+from probae import plotting
 
 try:
     from examples import _shared
@@ -83,23 +83,23 @@ def load_table(args):
     return X, y, [f"feature {i}" for i in range(X.shape[1])], os.path.basename(path)
 
 
-def plot_contributions(contributions, feature_names, rows, labels, path):
-    """A bar chart per row: the per-feature anomaly contributions of the top anomalies."""
-    n = len(rows)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), sharey=True, squeeze=False)
-    top = np.argsort(-np.abs(contributions[rows]).max(axis=0))[:10]  # the 10 features shown
-    for ax, r in zip(axes[0], rows):
-        ax.barh(np.arange(len(top)), contributions[r, top], color="tab:red")
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_title(f"test row {r} ({'anomaly' if labels[r] else 'normal'})", fontsize=9)
-        ax.set_xlabel("minus log p (nats)")
-    axes[0, 0].set_yticks(np.arange(len(top)))
-    axes[0, 0].set_yticklabels([str(feature_names[j])[:22] for j in top], fontsize=8)
-    axes[0, 0].invert_yaxis()
-    fig.suptitle("per-feature contributions of the most anomalous test rows")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def as_dataframe(X, names, categorical, missing, seed):
+    """The table as users have it: named columns, some of them strings, some cells empty."""
+    df = pd.DataFrame(X, columns=[str(n) for n in names])
+    for name in df.columns[:categorical]:
+        tertile = np.minimum(3 * df[name].rank(method="first").to_numpy() // (len(df) + 1), 2).astype(int)
+        df[name] = np.array(["low", "mid", "high"])[tertile]
+    if missing > 0:
+        df = df.mask(np.random.default_rng(seed + 1).random(df.shape) < missing)
+    return df
+
+
+def isolation_forest(seed, strings):
+    """IsolationForest after imputation (mean; most frequent) and ordinal codes."""
+    encode = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                           OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
+    prepare = ColumnTransformer([("strings", encode, strings)], remainder=SimpleImputer())
+    return make_pipeline(prepare, IsolationForest(random_state=seed))
 
 
 def main(args):
@@ -111,45 +111,46 @@ def main(args):
     n = args.max_examples
     if n is not None and n < len(X):
         X, _, y, _ = train_test_split(X, y, train_size=n, stratify=y, random_state=args.seed)
+    df = as_dataframe(X, names, args.categorical, args.missing, args.seed)
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=args.seed)
-    print(f"{name}: {len(X)} rows, {X.shape[1]} features, {y.mean():.1%} anomalies; "
+        df, y, test_size=0.3, stratify=y, random_state=args.seed)
+    strings = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    print(f"{name}: {len(df)} rows, {df.shape[1]} columns ({len(strings)} of strings), "
+          f"{df.isna().to_numpy().mean():.0%} of cells missing, {y.mean():.1%} anomalies; "
           f"training on {len(X_train)} rows without their labels")
 
     epochs = "auto" if args.epochs is None else args.epochs
-    detector = probae.AnomalyDetector(epochs=epochs, random_state=args.seed,
-                                      verbose=args.verbose)
-    pipe = make_pipeline(StandardScaler(), detector).fit(X_train)
-    scores = -pipe.score_samples(X_test)  # higher = more anomalous
-    forest = IsolationForest(random_state=args.seed).fit(X_train)
+    detector = probae.AnomalyDetector(epochs=epochs, random_state=args.seed, verbose=args.verbose)
+    detector.fit(X_train)  # the DataFrame as it is: strings, missing cells and all
+    scores = probae.anomaly_scores(detector, X_test)  # higher = more anomalous
+    forest = isolation_forest(args.seed, strings).fit(X_train)
     forest_scores = -forest.score_samples(X_test)
 
     result = {"auroc": float(roc_auc_score(y_test, scores)),
               "average_precision": float(average_precision_score(y_test, scores)),
               "iforest_auroc": float(roc_auc_score(y_test, forest_scores)),
               "iforest_average_precision": float(average_precision_score(y_test, forest_scores))}
-    print(f"{'':22s}{'AUROC':>8s}{'avg prec':>10s}")
-    print(f"{'probae AnomalyDetector':22s}{result['auroc']:8.3f}{result['average_precision']:10.3f}")
-    print(f"{'IsolationForest':22s}{result['iforest_auroc']:8.3f}"
+    print(f"{'':24s}{'AUROC':>8s}{'avg prec':>10s}")
+    print(f"{'probae AnomalyDetector':24s}{result['auroc']:8.3f}{result['average_precision']:10.3f}")
+    print(f"{'imputed IsolationForest':24s}{result['iforest_auroc']:8.3f}"
           f"{result['iforest_average_precision']:10.3f}")
-    flagged = pipe.predict(X_test) == -1
+    flagged = detector.predict(X_test) == -1
     print(f"predict flags {flagged.sum()} of {len(X_test)} test rows "
           f"({(flagged & (y_test == 1)).sum()} of them true anomalies, of {y_test.sum()})")
 
     os.makedirs(args.out, exist_ok=True)
     plotting.plot_anomaly_scores(scores[y_test == 0], scores[y_test == 1],
                                  path=os.path.join(args.out, "scores_roc.png"))
-    # Per-feature contributions: the detector scores the scaler's output.
-    contributions = detector.score_features(pipe[:-1].transform(X_test))
-    top = np.argsort(-scores)[: args.top]
-    print("most anomalous test rows (label, score, the three features contributing most):")
-    for r in top:
-        worst = np.argsort(-contributions[r])[:3]
-        parts = ", ".join(f"{names[j]} {contributions[r, j]:.1f}" for j in worst)
-        print(f"  row {r:4d}  y={y_test[r]}  score {scores[r]:8.1f}  {parts}")
-    plot_contributions(contributions, names, top, y_test, os.path.join(args.out, "contributions.png"))
+    contributions = detector.score_features(X_test)  # a DataFrame: X_test's columns and index
+    print("most anomalous test rows (label, score, the three columns contributing most):")
+    for r in np.argsort(-scores)[: args.top]:
+        row = contributions.iloc[r].dropna().sort_values(ascending=False)[:3]
+        parts = ", ".join(f"{c} {v:.1f}" for c, v in row.items())
+        print(f"  row {X_test.index[r]:5d}  y={y_test[r]}  score {scores[r]:8.1f}  {parts}")
+    detector.plot_contributions(X_test, n=args.top, path=os.path.join(args.out, "contributions.png"))
     print(f"figures saved in {args.out}/")
-    result.update(scores=scores, y_test=y_test, contributions=contributions)
+    # A missing cell contributes nothing to a row's score (its term is 0; NaN in the chart).
+    result.update(scores=scores, y_test=y_test, contributions=contributions.fillna(0.0).to_numpy())
     return result
 
 
@@ -161,6 +162,9 @@ def parse_args(argv=None):
                    help=f"an ADBench .npz file name (in --data-dir) or path, or one of {OFFLINE} "
                         "(offline)")
     p.add_argument("--top", type=int, default=4, help="anomalies whose contributions are shown")
+    p.add_argument("--categorical", type=int, default=2,
+                   help="how many columns become strings (low / mid / high)")
+    p.add_argument("--missing", type=float, default=0.1, help="fraction of cells removed at random")
     return p.parse_args(argv)
 
 
