@@ -144,6 +144,11 @@ def anomaly_scores(
             "model must be a trained probae.ProbabilisticAutoencoder. "
             f"Received: model={type(model).__name__}"
         )
+    if not model.built:
+        raise ValueError(
+            "model is not built, so it was never trained: its scores would come from random "
+            "weights. Train it (model.fit) or load a trained one first."
+        )
     if method is not None and method not in METHODS:
         raise ValueError(f"method must be None or one of {METHODS}. Received: method={method!r}")
     if not isinstance(per_feature, (bool, np.bool_)):

@@ -470,7 +470,18 @@ def plot_traversals(
     for v in dims:
         if not 0 <= v < d:
             raise ValueError(f"dims must lie in [0, {d}). Received: dims={dims}")
-    values = np.linspace(-3.0, 3.0, 9) if values is None else np.asarray(values, np.float32)
+    if values is None:
+        values = np.linspace(-3.0, 3.0, 9)
+    else:
+        given = values
+        try:
+            values = np.asarray(values, np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            values = np.zeros(0)
+        if values.size == 0 or not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"values must be a non-empty list of finite numbers. Received: values={given!r}"
+            )
     codes = np.repeat(base[None], len(dims) * len(values), axis=0)
     for i, dim in enumerate(dims):
         codes[i * len(values) : (i + 1) * len(values), dim] = values
@@ -574,6 +585,11 @@ def plot_anomaly_scores(
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    if isinstance(labels, str) or len(labels) != 2:
+        raise ValueError(
+            "labels must be two names (normal, anomalous). Received: "
+            f"labels={labels!r}"
+        )
     normal = np.asarray(scores_normal, np.float64).reshape(-1)
     anomalous = np.asarray(scores_anomalous, np.float64).reshape(-1)
     for name, s in (("scores_normal", normal), ("scores_anomalous", anomalous)):

@@ -142,6 +142,12 @@ def test_bad_input_to_a_model(models, tmp_path, key, call, error, text):
     assert text in str(info.value), str(info.value)
 
 
+def _plotting():
+    import probae.plotting
+
+    return probae.plotting
+
+
 def _tiny():
     return probae.VAE((6,), 2, hidden_units=(4,))
 
@@ -202,6 +208,9 @@ CONSTRUCTORS = [
     ("encoder hidden '64'", lambda: _enc(hidden_units="64"), TypeError, "hidden_units must be a sequence of positive integers, not a string. Received: hidden_units='64'"),
     ("encoder filters '32'", lambda: _enc(filters="32"), TypeError, "filters must be a sequence of positive integers, not a string"),
     ("sample n 1e9", lambda: _tiny().sample(10**9), ValueError, "n=1000000000 examples of shape (6,)"),
+    ("plot_anomaly_scores labels", lambda: _plotting().plot_anomaly_scores([1.0, 2.0], [3.0], labels=("a",)), ValueError, "labels must be two names"),
+    ("plot_traversals values []", lambda: _plotting().plot_traversals(_tiny(), values=[]), ValueError, "values must be a non-empty list of finite numbers. Received: values=[]"),
+    ("anomaly_scores unbuilt", lambda: probae.anomaly_scores(probae.ProbabilisticAutoencoder(_enc(), probae.BernoulliDecoder()), GOOD), ValueError, "model is not built"),
     ("preset latent_dim 0", lambda: probae.VAE((6,), 0), ValueError, "latent_dim must be a positive integer"),
     ("preset latent_dim ae", lambda: probae.Autoencoder((6,), -1), ValueError, "latent_dim must be a positive integer"),
     ("preset input_shape", lambda: probae.VAE((28, 0), 2), ValueError, "input_shape"),
