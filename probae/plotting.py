@@ -720,7 +720,7 @@ def plot_feature_contributions(contributions, scores, feature_names=None, row_la
     columns = np.argsort(-strength, kind="stable")[:max_features]
     cells = shown[:, columns]
     if ax is None:
-        fig = _new_figure(1.0 + 0.9 * len(columns), 1.2 + 0.55 * len(order))
+        fig = _new_figure(max(5.5, 1.0 + 0.9 * len(columns)), 1.2 + 0.55 * len(order))
         ax = fig.add_subplot(1, 1, 1)
     else:
         fig = ax.figure
