@@ -143,6 +143,23 @@ def as_float_array(x, name, event_shape=None, allow_empty=False, allow_nan=False
             f"{name} must be an array or tensor here, not a tf.data.Dataset. "
             f"Received: {name}={x!r}"
         )
+    if hasattr(x, "toarray") and hasattr(x, "nnz"):  # a scipy.sparse matrix
+        raise TypeError(
+            f"{name} must be a dense array: probae's networks take dense tensors. Received: "
+            f"{name} as a scipy.sparse {type(x).__name__} of shape {x.shape}; pass "
+            f"{name}.toarray() (or a tf.data.Dataset of dense batches for large data)."
+        )
+    if hasattr(x, "dtypes") and hasattr(x, "columns"):  # a pandas DataFrame
+        bad = [str(c) for c, t in x.dtypes.items() if t.kind not in "biuf"]
+        if bad:
+            raise TypeError(
+                f"{name} must hold numeric columns only. Received: a DataFrame whose columns "
+                f"{bad[:5]} are not numeric (strings or categories); probae.AnomalyDetector "
+                "and probae.tables encode such columns for you."
+            )
+        x = x.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif hasattr(x, "to_numpy") and hasattr(x, "dtype") and not isinstance(x, np.ndarray):
+        x = x.to_numpy()  # a pandas Series
     if isinstance(x, (tf.Tensor, tf.Variable)):
         x = x.numpy()
     try:

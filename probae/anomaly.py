@@ -18,6 +18,7 @@ import math
 import zlib
 
 import numpy as np
+import tensorflow as tf
 
 from probae import estimators, inputs
 from probae._validation import as_float_array, check_positive_int, check_seed
@@ -84,6 +85,7 @@ def anomaly_scores(
     background=None,
     condition=None,
     batch_size=256,
+    verbose="auto",
 ):
     """Anomaly scores of a trained model: higher means more anomalous, one per example.
 
@@ -110,7 +112,8 @@ def anomaly_scores(
 
     Args:
         model: a trained ``ProbabilisticAutoencoder``.
-        x: data ``[n, *event_shape]``.
+        x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
+            ``(x, condition)`` batches (not with ``background="complexity"``).
         method: one of ``METHODS``, or None for the default (see above).
         seed: int seed; the same seed gives identical scores, and scores do not depend on
             the batching (common random numbers, see the module doc). None draws fresh
@@ -123,6 +126,7 @@ def anomaly_scores(
         condition: the condition of a conditional model (``[n, *condition_shape]``).
         batch_size: examples per network call (reduced automatically so that one call
             holds at most ``probae.estimators.MAX_ELEMENTS`` decoder outputs).
+        verbose: "auto" (a progress bar, Keras' convention), 0, 1 or 2.
 
     Returns:
         A float32 NumPy array ``[n]`` (or ``[n, *event_shape]`` with ``per_feature``).
@@ -156,7 +160,12 @@ def anomaly_scores(
     seed = check_seed(seed)
     batch_size = check_positive_int(batch_size, "batch_size")
     num_samples = check_positive_int(num_samples, "num_samples", allow_none=True)
-    x, c = model.check_inputs(x, condition)
+    streamed = isinstance(x, tf.data.Dataset)
+    c = condition
+    if not streamed:
+        x, c = model.check_inputs(x, condition)
+    elif not model.built:
+        raise ValueError("model must be trained (built) before scoring a tf.data.Dataset.")
     if method is None:
         method = default_method(model)
     if per_feature and method not in PER_FEATURE_METHODS:
@@ -166,9 +175,14 @@ def anomaly_scores(
         )
     if method == "likelihood_ratio":
         if isinstance(background, str) and background == "complexity":
+            if streamed:
+                raise ValueError(
+                    "background='complexity' needs x as an array (it compresses each "
+                    "example). Received: a tf.data.Dataset"
+                )
             base = anomaly_scores(
                 model, x, "log_likelihood", seed=seed, num_samples=num_samples,
-                condition=condition, batch_size=batch_size,
+                condition=condition, batch_size=batch_size, verbose=verbose,
             )
             return (base - complexity(x)).astype(np.float32)
         if not isinstance(background, ProbabilisticAutoencoder):
@@ -178,7 +192,7 @@ def anomaly_scores(
             )
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        kwargs = dict(seed=seed, num_samples=num_samples, batch_size=batch_size)
+        kwargs = dict(seed=seed, num_samples=num_samples, batch_size=batch_size, verbose=verbose)
         return anomaly_scores(model, x, "log_likelihood", condition=condition, **kwargs) - (
             anomaly_scores(background, x, "log_likelihood", condition=condition, **kwargs)
         )
@@ -200,6 +214,7 @@ def anomaly_scores(
     batches, total = inputs.batches(model, x, c, batch_size)
     terms = estimators.estimate(
         model, batches, k, seed=seed, shared_noise=True, per_feature=bool(per_feature), point=point,
+        total=total, verbose=verbose,
     )
     if per_feature:
         return -terms["reconstruction_per_feature"].astype(np.float32)

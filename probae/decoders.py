@@ -69,6 +69,9 @@ class Decoder(NetworkLayer):
     default_hidden_units = (128, 256)
     # Whether the parameters are logits that a sigmoid output gives as probabilities.
     reads_probabilities = False
+    # (low, high) bounds of the data, checked on batches streamed from a tf.data.Dataset;
+    # None: unbounded (``check_support`` checks arrays, including any other constraint).
+    support = None
 
     def __init__(self, event_shape=None, network=None, **kwargs):
         super().__init__(network=network, **kwargs)
@@ -233,6 +236,7 @@ class BernoulliDecoder(Decoder):
     """
 
     reads_probabilities = True
+    support = (0.0, 1.0)
 
     def distribution(self, params):
         return LogitBernoulli(logits=params[..., 0], dtype=tf.float32)
@@ -252,6 +256,7 @@ class ContinuousBernoulliDecoder(Decoder):
     """
 
     reads_probabilities = True
+    support = (0.0, 1.0)
 
     def distribution(self, params):
         return tfd.ContinuousBernoulli(logits=params[..., 0])

@@ -53,6 +53,7 @@ __all__ = [
     "plan",
     "estimate",
     "reconstruction_at_point",
+    "progress",
     "TERMS",
 ]
 
@@ -289,10 +290,18 @@ def plan(dim, num_samples, batch_size, shared_noise=False):
     return batch, chunk
 
 
-def _progress(total, verbose):
+def progress(total, verbose):
+    """A Keras progress bar over ``total`` examples (None: unknown, a dataset) or None.
+
+    ``verbose`` follows Keras: "auto" is 1 (a bar), 0 is silent, 2 one line at the end.
+    """
+    if isinstance(verbose, str) and verbose == "auto":
+        verbose = 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f'verbose must be "auto", 0, 1 or 2. Received: verbose={verbose!r}')
     if not verbose:
         return None
-    return keras.utils.Progbar(total, verbose=1 if verbose is True else int(verbose), unit_name="example")
+    return keras.utils.Progbar(total, verbose=verbose, unit_name="example")
 
 
 def estimate(model, batches, num_samples, seed=None, shared_noise=False, per_feature=False,
@@ -311,7 +320,7 @@ def estimate(model, batches, num_samples, seed=None, shared_noise=False, per_fea
         point: instead of sampling, return ``reconstruction`` = log p(x | point estimate)
             (and its per-feature terms).
         total: number of examples (for the progress bar), or None.
-        verbose: 0 silent, 1 a progress bar.
+        verbose: "auto" or 1 a progress bar, 0 silent, 2 a line at the end (Keras').
 
     Returns:
         A dict of arrays with one row per example (see ``importance_sampling``).
@@ -319,7 +328,7 @@ def estimate(model, batches, num_samples, seed=None, shared_noise=False, per_fea
     k = int(num_samples)
     base = seed_tensor(seed)
     dim = int(np.prod(model.event_shape))
-    progbar = _progress(total, verbose)
+    progbar = progress(total, verbose)
     parts = []
     for i, (xb, cb) in enumerate(batches):
         n = len(xb)

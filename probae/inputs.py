@@ -157,11 +157,17 @@ def check_loop_options(kwargs, *required):
             kwargs[name] = check_positive_int(kwargs[name], name, allow_none=allow_none)
 
 
+def _is_table_or_sparse(x):
+    return (hasattr(x, "dtypes") and hasattr(x, "columns")) or (hasattr(x, "toarray") and hasattr(x, "nnz"))
+
+
 def is_array_like(x):
-    """Arrays, tensors and lists (or a tuple of them), as opposed to datasets."""
-    return isinstance(x, (np.ndarray, list, tf.Tensor)) or (
-        isinstance(x, tuple) and all(isinstance(v, (np.ndarray, list, tf.Tensor)) for v in x)
-    )
+    """Arrays, tensors, lists, DataFrames and sparse matrices (or a tuple of them), as
+    opposed to datasets and generators: validated as arrays."""
+    def one(v):
+        return isinstance(v, (np.ndarray, list, tf.Tensor)) or _is_table_or_sparse(v)
+
+    return one(x) or (isinstance(x, tuple) and all(one(v) for v in x))
 
 
 def _build_from_dataset(model, x):
@@ -182,12 +188,17 @@ def _build_from_dataset(model, x):
     model.build((None, *spec.shape[1:]))
 
 
-def keras_inputs(model, x, y, sample_weight=None):
-    """fit/evaluate's ``(x, y, sample_weight)``: arrays validated (see ``check_arrays``),
-    or the model built from a dataset's element spec."""
+def keras_inputs(model, x, y, sample_weight=None, name="x"):
+    """fit/evaluate's ``(x, y, sample_weight)``: arrays validated (see ``check_arrays``);
+    a ``tf.data.Dataset`` checked against the model from its element spec and then batch
+    by batch as it streams (``check_dataset``)."""
+    if x is None:
+        raise ValueError(f"{name} is required: pass the training data. Received: {name}=None")
     if is_array_like(x):
         return check_arrays(model, x, y, sample_weight=sample_weight)
     _build_from_dataset(model, x)
+    if isinstance(x, tf.data.Dataset):
+        x = check_dataset(model, x, name)
     if inspect.isgenerator(x):
         # Keras wants generators to yield tuples; a bare batch of x is the usual thing
         # for an unconditional model, so wrap it as (x,).
@@ -233,6 +244,92 @@ def unpack(model, data):
     x = tf.cast(x, "float32")
     target = x if target is None else tf.cast(target, "float32")
     return x, condition, target, sample_weight
+
+
+STREAM_ERROR = "probae:"  # marks the streamed checks' errors, turned into ValueError by fit
+
+
+def _element_parts(model, element):
+    """A dataset element's (x, targets to check, condition) as Keras will unpack it."""
+    if not isinstance(element, (tuple, list)):
+        return element, [], None
+    x, y = element[0], element[1] if len(element) > 1 else None
+    if model.condition_shape is not None:
+        if isinstance(x, (tuple, list)) and len(x) == 2:
+            return x[0], [] if y is None else [y], x[1]
+        return x, [], y
+    return x, [] if y is None else [y], None
+
+
+def check_dataset(model, dataset, name="x"):
+    """A dataset's elements checked against the model: shapes and dtypes from the element
+    spec at once, then every batch as it streams (finite values, the decoder's support),
+    failing with a message naming the argument.
+
+    The per-batch check is a few reductions over each batch inside the input pipeline
+    (its cost is in BENCHMARKS.md, "Validation of streamed data").
+    """
+    spec = dataset.element_spec
+    if isinstance(spec, dict):
+        raise TypeError(
+            f"{name} as a tf.data.Dataset must yield x, (x, y) or (x, y, sample_weight) "
+            f"batches, not dicts. Received: an element with keys {sorted(spec)}"
+        )
+    x_spec, y_specs, _ = _element_parts(model, spec)
+    event = tuple(model.event_shape)
+    for what, part in [(name, x_spec)] + [("y", s) for s in y_specs]:
+        if not isinstance(part, tf.TensorSpec):
+            raise TypeError(
+                f"{what} (from the tf.data.Dataset) must be a tensor of shape (batch, "
+                f"{', '.join(map(str, event))}). Received: {part!r}"
+            )
+        if not (part.dtype.is_floating or part.dtype.is_integer or part.dtype.is_bool):
+            raise TypeError(
+                f"{what} (from the tf.data.Dataset) must be numeric. Received: dtype {part.dtype.name}"
+            )
+        shape = tuple(part.shape)
+        if len(shape) != len(event) + 1 or any(
+            d is not None and d != e for d, e in zip(shape[1:], event)
+        ):
+            raise ValueError(
+                f"{what} (from the tf.data.Dataset) must have shape (batch, "
+                f"{', '.join(map(str, event))}) to match the model. Received: batches of shape "
+                f"{shape}" + (" (labels? an unconditional model reconstructs y from x)" if what == "y" else "")
+            )
+    support = getattr(model.decoder, "support", None)
+    missing_ok = allows_missing(model)
+
+    def check(*element):
+        x, ys, _ = _element_parts(model, element if len(element) > 1 else element[0])
+        for what, t in [(name, x)] + [("y", y) for y in ys]:
+            t = tf.cast(t, tf.float32)
+            finite = tf.math.is_finite(t) | tf.math.is_nan(t) if missing_ok else tf.math.is_finite(t)
+            tf.debugging.Assert(
+                tf.reduce_all(finite),
+                [f"{STREAM_ERROR} {what} must contain only finite values: a batch streamed from "
+                 "the tf.data.Dataset holds NaN or infinite values."],
+            )
+            if support is not None:
+                low, high = support
+                inside = (t >= low) & (t <= high) | tf.math.is_nan(t)
+                tf.debugging.Assert(
+                    tf.reduce_all(inside),
+                    [f"{STREAM_ERROR} {what} must lie in [{low:g}, {high:g}] for a "
+                     f"{type(model.decoder).__name__}: a batch streamed from the tf.data.Dataset "
+                     "has values outside (0-255 images? divide by 255)."],
+                )
+        return element if len(element) > 1 else element[0]
+
+    return dataset.map(check)
+
+
+def stream_error(err):
+    """A streamed check's failure (a TensorFlow InvalidArgumentError) as its message."""
+    message = getattr(err, "message", str(err))
+    if STREAM_ERROR not in message:
+        return None
+    text = message.split(STREAM_ERROR, 1)[1]
+    return text.split("\n")[0].strip().rstrip("]").strip()
 
 
 def split_element(model, element, name="x"):

@@ -554,6 +554,8 @@ class ProbabilisticAutoencoder(keras.Model):
         if stop_on_nan:
             kwargs["callbacks"] = callbacks_lib.with_nan_guard(kwargs.get("callbacks"))
         x, y, sample_weight = inputs.keras_inputs(self, x, y, kwargs.pop("sample_weight", None))
+        if not inputs.is_array_like(x):  # datasets and generators come shuffled or not
+            kwargs.setdefault("shuffle", False)
         validation_data = inputs.validation_inputs(self, validation_data)
         if not self.built:
             raise ValueError(
@@ -569,9 +571,15 @@ class ProbabilisticAutoencoder(keras.Model):
             (kwargs.get("steps_per_epoch"), kwargs.get("validation_steps")),
             self._array_steps(x, kwargs),
         )
-        return super().fit(
-            x, y, *args, validation_data=validation_data, sample_weight=sample_weight, **kwargs
-        )
+        try:
+            return super().fit(
+                x, y, *args, validation_data=validation_data, sample_weight=sample_weight, **kwargs
+            )
+        except tf.errors.InvalidArgumentError as err:
+            message = inputs.stream_error(err)
+            if message is None:
+                raise
+            raise ValueError(message) from None
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates the loss and the objective's terms (``keras.Model.evaluate``); x, y
@@ -582,13 +590,73 @@ class ProbabilisticAutoencoder(keras.Model):
             self.compile()
         if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
             self._group_steps(kwargs.get("callbacks"), (kwargs.get("steps"),), self._array_steps(x, kwargs))
-        return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
+        try:
+            return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
+        except tf.errors.InvalidArgumentError as err:
+            message = inputs.stream_error(err)
+            if message is None:
+                raise
+            raise ValueError(message) from None
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The decoder's mean at the posterior's point estimate, per example (Keras'
+        ``predict``; the same as ``reconstruct``), with x validated first: an array,
+        ``(x, condition)`` for conditional models, or a ``tf.data.Dataset`` checked as it
+        streams."""
+        if inputs.is_array_like(x):
+            condition = None
+            if self.condition_shape is not None and isinstance(x, tuple) and len(x) == 2:
+                x, condition = x
+            x, condition = self.check_inputs(x, condition)
+            x = x if condition is None else (x, condition)
+        else:
+            x, _, _ = inputs.keras_inputs(self, x, None)
+        try:
+            return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        except tf.errors.InvalidArgumentError as err:
+            message = inputs.stream_error(err)
+            if message is None:
+                raise
+            raise ValueError(message) from None
 
     # ------------------------------------------------------------------ user methods
-    def encode(self, x, condition=None):
-        """Returns the posterior q(z|x), a distribution with batch shape ``[len(x)]``."""
-        x, c = self.check_inputs(x, condition)
-        return self.posterior(x, condition=c)
+    def encode(self, x, condition=None, batch_size=256, verbose="auto"):
+        """Returns the posterior q(z|x), a distribution with batch shape ``[n]``.
+
+        Args:
+            x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
+                ``(x, condition)`` batches.
+            condition: for conditional models with array ``x``.
+            batch_size: examples per network call (memory is bounded by one batch's
+                activations); the batches' distributions are joined into one.
+            verbose: "auto" (a progress bar, Keras' convention), 0, 1 or 2.
+
+        Raises:
+            ValueError: invalid data, or a posterior family whose batches cannot be
+                joined (a flow or a joint distribution over several latents) when x
+                spans more than one batch: pass a larger batch_size.
+        """
+        batches, total = inputs.batches(self, x, condition, batch_size)
+        progbar = estimators.progress(total, verbose)
+        parts = []
+        for xb, cb in batches:
+            parts.append(self.posterior(xb, condition=cb))
+            if progbar is not None:
+                progbar.add(len(xb))
+        if not parts:
+            raise ValueError("x must hold at least one example. Received: no batches")
+        if len(parts) == 1:
+            return parts[0]
+        try:
+            return tf.nest.map_structure(
+                lambda *t: tf.concat(t, axis=0), *parts, expand_composites=True
+            )
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError):
+            raise ValueError(
+                f"encode cannot join the batches of a {type(parts[0]).__name__} posterior. "
+                f"Pass batch_size >= the number of examples (received batch_size={batch_size}), "
+                "or encode batch by batch."
+            ) from None
 
     def decode(self, z, condition=None):
         """Returns the likelihood p(x|z), a distribution with batch shape ``[len(z)]``.
@@ -620,20 +688,23 @@ class ProbabilisticAutoencoder(keras.Model):
                 "model.build((None, *shape)) first."
             )
 
-    def reconstruct(self, x, condition=None, batch_size=256, sample=False, seed=None):
+    def reconstruct(self, x, condition=None, batch_size=256, sample=False, seed=None, verbose="auto"):
         """Reconstructs x: the decoder's mean at the posterior's point estimate (by default).
 
         Args:
-            x: data ``[n, *event_shape]``.
+            x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
+                ``(x, condition)`` batches.
             condition: condition ``[n, *condition_shape]`` for conditional models.
             batch_size: examples per network call.
             sample: draw z from q(z|x) instead of taking its point estimate.
             seed: seed of that draw (batch i uses ``probae.seeds.batch_seed(seed, i)``).
+            verbose: "auto" (a progress bar, Keras' convention), 0, 1 or 2.
 
         Returns:
             A NumPy array of the same shape as x.
         """
-        batches, _ = inputs.batches(self, x, condition, batch_size)
+        batches, total = inputs.batches(self, x, condition, batch_size)
+        progbar = estimators.progress(total, verbose)
         base = seed_tensor(seed)
 
         def run(xb, cb, seed):
@@ -642,9 +713,14 @@ class ProbabilisticAutoencoder(keras.Model):
             return self.decoder(z, condition=cb, training=False).mean()
 
         fn = self.traced(("reconstruct", bool(sample)), run)
-        return np.concatenate(
-            [np.asarray(fn(xb, cb, batch_seed(base, i))) for i, (xb, cb) in enumerate(batches)]
-        )
+        parts = []
+        for i, (xb, cb) in enumerate(batches):
+            parts.append(np.asarray(fn(xb, cb, batch_seed(base, i))))
+            if progbar is not None:
+                progbar.add(len(xb))
+        if not parts:
+            raise ValueError("x must hold at least one example. Received: no batches")
+        return np.concatenate(parts)
 
     def sample(self, n, seed=None, condition=None, mean=False, temperature=1.0):
         """Generates n examples: z ~ p(z), then x ~ p(x|z) (or its mean).
@@ -698,7 +774,8 @@ class ProbabilisticAutoencoder(keras.Model):
             self, batches, k, seed=check_seed(seed), total=total, verbose=verbose
         )
 
-    def elbo(self, x, condition=None, num_samples=1, seed=None, batch_size=256, return_terms=False):
+    def elbo(self, x, condition=None, num_samples=1, seed=None, batch_size=256, return_terms=False,
+             verbose="auto"):
         """The ELBO per example (beta = 1), in nats (``probae.estimators.estimate``).
 
         Args:
@@ -710,6 +787,7 @@ class ProbabilisticAutoencoder(keras.Model):
             seed: int seed or None.
             batch_size: examples per network call.
             return_terms: also return the reconstruction and KL terms.
+            verbose: "auto" (a progress bar, Keras' convention), 0, 1 or 2.
 
         Returns:
             ``[n]`` NumPy array, or with ``return_terms`` a dict of ``[n]`` arrays with keys
@@ -721,12 +799,13 @@ class ProbabilisticAutoencoder(keras.Model):
         """
         if self.built:
             self._require_density("elbo")
-        terms = self._estimate(x, condition, num_samples, seed, batch_size, 0, "elbo")
+        terms = self._estimate(x, condition, num_samples, seed, batch_size, verbose, "elbo")
         terms = {key: terms[key] for key in ("elbo", "reconstruction", "kl")}
         return terms if return_terms else terms["elbo"]
 
     def log_likelihood(
-        self, x, condition=None, num_samples=1000, seed=None, batch_size=None, verbose=0, return_terms=False
+        self, x, condition=None, num_samples=1000, seed=None, batch_size=None, verbose="auto",
+        return_terms=False,
     ):
         """Importance-sampling estimate of log p(x) per example, in nats.
 
@@ -742,7 +821,7 @@ class ProbabilisticAutoencoder(keras.Model):
             num_samples: k, importance samples per example.
             seed: int seed (the same seed and batch_size give the same estimates) or None.
             batch_size: examples per chunk (default 100).
-            verbose: 1 shows a progress bar.
+            verbose: "auto" (a progress bar, Keras' convention), 0, 1 or 2.
             return_terms: also return, from the same samples, the ELBO and its parts and
                 the diagnostics of the importance weights w_k = p(x, z_k) / q(z_k|x).
 

@@ -100,3 +100,38 @@ def test_integer_labels_for_a_one_hot_condition():
     assert cvae.sample(5, condition=1, seed=0).shape == (5, 6)
     with pytest.raises(ValueError, match=r"labels must lie in 0..2"):
         cvae.fit(x, labels + 1, epochs=1, verbose=0)
+
+
+def test_streamed_datasets_are_checked_in_fit():
+    x = (np.random.default_rng(0).random((40, 6)) > 0.5).astype(np.float32)
+    model = probae.VAE((6,), 2, hidden_units=(4,))
+    cases = [
+        (tf.data.Dataset.from_tensor_slices(x * 255).batch(8), ValueError, r"x must lie in \[0, 1\]"),
+        (tf.data.Dataset.from_tensor_slices(np.where(x > 0.5, np.nan, x)).batch(8), ValueError, "x must contain only finite"),
+        (tf.data.Dataset.from_tensor_slices(x[:, :5]).batch(8), ValueError, r"x \(from the tf.data.Dataset\) must have shape \(batch, 6\)"),
+        (tf.data.Dataset.from_tensor_slices((x, np.arange(40))).batch(8), ValueError, r"y \(from the tf.data.Dataset\)"),
+        (tf.data.Dataset.from_tensor_slices({"a": x}).batch(8), TypeError, "not dicts"),
+        (tf.data.Dataset.from_tensor_slices(x.astype(str)).batch(8), TypeError, "must be numeric"),
+    ]
+    for data, error, match in cases:
+        with pytest.raises(error, match=match):
+            model.fit(data, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="x is required"):
+        model.fit(None, epochs=1, verbose=0)
+
+
+def test_dataframes_and_sparse_matrices():
+    import pandas as pd
+    import scipy.sparse as sp
+
+    x = (np.random.default_rng(0).random((20, 6)) > 0.5).astype(np.float32)
+    model = probae.VAE((6,), 2, hidden_units=(4,))
+    frame = pd.DataFrame(x, columns=list("abcdef"))
+    model.fit(frame, epochs=1, verbose=0)
+    np.testing.assert_allclose(model.reconstruct(frame, verbose=0), model.reconstruct(x, verbose=0))
+    with pytest.raises(TypeError, match=r"columns \['city'\] are not numeric"):
+        model.fit(frame.assign(city="paris"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="finite"):
+        model.fit(frame.where(frame > 0), epochs=1, verbose=0)
+    with pytest.raises(TypeError, match=r"scipy.sparse csr_matrix.*toarray\(\)"):
+        model.fit(sp.csr_matrix(x), epochs=1, verbose=0)

@@ -266,3 +266,67 @@ def test_progress_bar_counts_an_epoch_shorter_than_a_step_group(capsys):
     out = capsys.readouterr().out
     assert "3/3" in out and "10/3" not in out
     assert model.steps_per_execution == 3
+
+
+# ------------------------------------------------------------------- batches and streams
+_MEMORY_SCRIPT = """
+import resource, sys
+import numpy as np, probae
+batch_size = int(sys.argv[1])
+x = np.random.default_rng(0).random((20000, 28, 28, 1)).astype("float32")
+model = probae.VAE((28, 28, 1), 16)
+model.encode(x[:300], batch_size=batch_size, verbose=0)  # warm up: trace, allocate
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+q = model.encode(x, batch_size=batch_size, verbose=0)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert q.batch_shape == (20000,)
+print((after - before) / 1024)
+"""
+
+
+def test_encode_memory_is_bounded_by_the_batch():
+    """20,000 MNIST-sized images through the default conv encoder: in batches of 256 the
+    peak memory does not grow (the whole set in one call needs about 1 GB more)."""
+    import subprocess
+    import sys
+
+    def extra_mb(batch_size):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(batch_size)],
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    batched, whole = extra_mb(256), extra_mb(20000)
+    assert batched < 100, batched
+    assert whole > 500, whole  # the test can tell the difference
+
+
+def test_every_data_method_takes_batches_datasets_and_shows_progress(capsys):
+    x = (np.random.default_rng(0).random((40, 6)) > 0.5).astype("float32")
+    model = probae.VAE((6,), 2, hidden_units=(4,))
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(8)
+    q = model.encode(x, batch_size=7, verbose=0)
+    np.testing.assert_allclose(q.mean(), model.encode(x, batch_size=40, verbose=0).mean(), rtol=1e-6)
+    np.testing.assert_allclose(model.encode(ds, verbose=0).stddev(), q.stddev(), rtol=1e-6)
+    np.testing.assert_allclose(model.reconstruct(ds, verbose=0), model.reconstruct(x, batch_size=8, verbose=0), rtol=1e-6)
+    np.testing.assert_array_equal(model.elbo(ds, seed=1, verbose=0), model.elbo(x, batch_size=8, seed=1, verbose=0))
+    np.testing.assert_allclose(probae.anomaly_scores(model, ds, seed=0, verbose=0),
+                               probae.anomaly_scores(model, x, seed=0, verbose=0), rtol=1e-6)
+    capsys.readouterr()
+    model.log_likelihood(x, num_samples=10)  # verbose="auto": Keras' progress bar
+    assert "40/40" in capsys.readouterr().out
+    model.reconstruct(x, verbose=0)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match='verbose must be "auto", 0, 1 or 2'):
+        model.elbo(x, verbose=3)
+
+
+def test_predict_validates_like_every_other_entry_point():
+    x = (np.random.default_rng(0).random((12, 6)) > 0.5).astype("float32")
+    model = probae.VAE((6,), 2, hidden_units=(4,))
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.reconstruct(x, verbose=0), rtol=1e-5)
+    for bad, match in [(x * 255, r"\[0, 1\] for a Bernoulli"), (x[:0], "at least one example"),
+                       (x[:, :5], r"shape \(batch, 6\)"), (np.where(x > 0.5, np.nan, x), "finite")]:
+        with pytest.raises(ValueError, match=match):
+            model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        model.predict(tf.data.Dataset.from_tensor_slices(x * 255).batch(4), verbose=0)
