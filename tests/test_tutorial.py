@@ -55,6 +55,50 @@ def test_tutorial_runs_and_makes_its_figures(tmp_path, monkeypatch, data_dir):
     assert ns["vae16"].latent_dim == 16
     assert 0.85 < ns["pixel_accuracy"] <= 1.0
     assert np.mean(ns["score_anomalous"]) > np.mean(ns["score_normal"])
+    # Training is watched on a split of the training data; the test set stays untouched.
+    assert len(ns["x_val"]) == 250 and len(ns["x_train"]) == 2750
+    # The seed programs ran: the hello world's own networks, with nothing added...
+    assert ns["vae"].encoder.head is None and ns["vae"].decoder.head is None
+    assert ns["encoded"].mean().shape == (2000, 2)
+    pixels = ns["generated"].mean().numpy()
+    assert pixels.shape == (2000, 784) and 0.0 < pixels.min() and pixels.max() < 1.0
+    # ... and the classic autoencoder's loss is Keras' binary cross-entropy times 784.
+    assert abs(ns["probae_loss"] - ns["keras_bce"]) < 1e-3 * ns["keras_bce"]
+
+
+SEED_PROGRAMS = [
+    # The VAE notes' hello world.
+    "vae = probae.VAE(encoder, decoder)\nvae.compile(optimizer=\"adam\")\n"
+    "vae.fit(x_train, epochs=10)\nencoded = vae.encoder(x_test)",
+    "keras.layers.Dense(2 * latent_dim),",
+    "keras.layers.Dense(784, activation=\"sigmoid\"),",
+    # The classic Keras autoencoder.
+    "encoder = keras.Sequential([keras.layers.Dense(64, activation=\"relu\")])\n"
+    "decoder = keras.Sequential([keras.layers.Dense(784, activation=\"sigmoid\")])\n"
+    "autoencoder = probae.Autoencoder(encoder, decoder)\n"
+    "autoencoder.compile(optimizer=\"adam\")",
+    "decoded = decoder(encoder(x_test))",
+]
+
+
+def test_tutorial_teaches_good_habits():
+    with open(TUTORIAL) as f:
+        text = " ".join(f.read().split())  # line breaks do not matter
+    code = "\n".join(python_blocks())
+    # Validation on a split of the training data, never on the test set.
+    assert "validation_data=x_val" in code and "validation_data=x_test" not in code
+    for program in SEED_PROGRAMS:
+        assert program in code, program
+    # Each idea is explained where it is first used: the explanation follows the first
+    # use within a few paragraphs.
+    for used, explained in [
+        ("nats", "**Nats.**"),
+        ("reparameteris", "**reparameterisation trick**"),
+        ("importance sampling", "**importance sampling**"),
+    ]:
+        first, explanation = text.find(used), text.find(explained)
+        assert first >= 0 and explanation >= 0, used
+        assert abs(explanation - first) < 1200, (used, first, explanation)
 
 
 if __name__ == "__main__":
