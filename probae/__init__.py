@@ -26,7 +26,7 @@ from probae.decoders import (  # noqa: E402
     MixedDecoder,
     StudentTDecoder,
 )
-from probae.encoders import DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
+from probae.encoders import CodeLayer, DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
 from probae.evaluation import evaluate_likelihood  # noqa: E402
 from probae.model import ProbabilisticAutoencoder  # noqa: E402
 from probae.penalties import CodePenalty, SparsityPenalty  # noqa: E402
@@ -60,6 +60,7 @@ __all__ = [
     "Encoder",
     "GaussianEncoder",
     "DeterministicEncoder",
+    "CodeLayer",
     "Decoder",
     "BernoulliDecoder",
     "ContinuousBernoulliDecoder",

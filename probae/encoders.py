@@ -5,13 +5,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from probae import networks
+from probae import networks, posteriors
 from probae._base import NetworkLayer, output_width
 from probae._validation import check_positive_float, check_size
 
 tfd = tfp.distributions
 
-__all__ = ["Encoder", "GaussianEncoder", "DeterministicEncoder"]
+__all__ = ["Encoder", "GaussianEncoder", "DeterministicEncoder", "CodeLayer"]
 
 
 class Encoder(NetworkLayer):
@@ -201,3 +201,64 @@ class DeterministicEncoder(Encoder):
         config = super().get_config()
         config["code_activation"] = self.code_activation
         return config
+
+
+CODE_OUTPUTS = ("mean", "sample")
+
+
+@keras.saving.register_keras_serializable(package="probae")
+class CodeLayer(keras.layers.Layer):
+    """A probae encoder as a tensor-to-tensor Keras layer, for functional models.
+
+    A probae encoder returns a distribution, which Keras' functional and Sequential models
+    cannot pass between layers. This layer wraps one and returns a tensor: the posterior's
+    point estimate (``output="mean"``, ``probae.posteriors.point_estimate``) or one
+    reparameterised draw from q(z|x) (``output="sample"``, differentiable). The weights
+    are the encoder's own, so training a model built on this layer fine-tunes the
+    encoder (and the autoencoder it belongs to). ``model.feature_extractor()`` makes one.
+
+    Args:
+        encoder: a probae encoder (built or not).
+        output: "mean" or "sample".
+        seed: seed of the draws with ``output="sample"``.
+    """
+
+    def __init__(self, encoder, output="mean", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(encoder, Encoder):
+            raise TypeError(f"encoder must be a probae encoder. Received: encoder={encoder!r}")
+        if output not in CODE_OUTPUTS:
+            raise ValueError(f"output must be one of {CODE_OUTPUTS}. Received: output={output!r}")
+        self.encoder = encoder
+        self.output_kind = output
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+
+    def call(self, inputs):
+        posterior = self.encoder(inputs)
+        if self.output_kind == "sample":
+            seed = tf.cast(self.seed_generator.next(), tf.int32)
+            return posteriors.sample(posterior, 1, seed)[0]
+        return posteriors.point_estimate(posterior)
+
+    def compute_output_shape(self, input_shape):
+        if not self.encoder.built:
+            self.encoder.build(input_shape)
+        return (input_shape[0], *self.encoder.code_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder), output=self.output_kind, seed=self.seed
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)

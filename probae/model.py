@@ -619,6 +619,57 @@ class ProbabilisticAutoencoder(keras.Model):
                 raise
             raise ValueError(message) from None
 
+    def feature_extractor(self, output="mean", seed=None):
+        """The encoder as a tensor-to-tensor Keras layer (``probae.CodeLayer``) for
+        functional and Sequential models: x -> the posterior's point estimate
+        (``output="mean"``) or a reparameterised draw (``output="sample"``). It shares the
+        encoder's weights, so a model built on it fine-tunes this model's encoder."""
+        from probae.encoders import CodeLayer
+
+        return CodeLayer(self.encoder, output=output, seed=seed)
+
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Writes a TensorFlow SavedModel that serves tensors, loadable without probae.
+
+        Endpoints (each takes a float32 batch ``x`` ``[n, *event_shape]``, plus
+        ``condition`` for a conditional model): ``encode`` (the posterior's point
+        estimate), ``reconstruct`` (the decoder's mean at it; also the default ``serve``),
+        and ``elbo`` (the per-example ELBO in nats, the reconstruction term from one draw
+        with a fixed seed, so the same x gives the same value) when the model has a
+        density, else ``reconstruction_log_prob`` (log p(x|z) at the code). Load with
+        ``tf.saved_model.load(filepath)`` and call ``loaded.encode(x)``.
+
+        Raises:
+            ValueError: a format other than "tf_saved_model", or an unbuilt model.
+        """
+        if format != "tf_saved_model":
+            raise ValueError(f'format must be "tf_saved_model". Received: format={format!r}')
+        self._require_built()
+        specs = [tf.TensorSpec((None, *self.event_shape), tf.float32, name="x")]
+        if self.condition_shape is not None:
+            specs.append(tf.TensorSpec((None, *self.condition_shape), tf.float32, name="condition"))
+
+        def encode(x, condition=None):
+            return posteriors.point_estimate(self.posterior(x, condition=condition))
+
+        def reconstruct(x, condition=None):
+            return self.decoder(encode(x, condition), condition=condition, training=False).mean()
+
+        def bound(x, condition=None):
+            terms = estimators.importance_sampling(
+                x, self.posterior(x, condition=condition), self.decoder_fn(condition),
+                self.prior_distribution(), 1, 1, tf.constant([0, 0], tf.int32),
+            )
+            return terms["elbo"] if self.has_density else terms["reconstruction"]
+
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        archive.add_endpoint("serve", reconstruct, input_signature=specs)
+        archive.add_endpoint("encode", encode, input_signature=specs)
+        archive.add_endpoint("reconstruct", reconstruct, input_signature=specs)
+        archive.add_endpoint("elbo" if self.has_density else "reconstruction_log_prob", bound, input_signature=specs)
+        archive.write_out(filepath, verbose=verbose)
+
     # ------------------------------------------------------------------ user methods
     def encode(self, x, condition=None, batch_size=256, verbose="auto"):
         """Returns the posterior q(z|x), a distribution with batch shape ``[n]``.

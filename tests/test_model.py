@@ -330,3 +330,63 @@ def test_predict_validates_like_every_other_entry_point():
             model.predict(bad, verbose=0)
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
         model.predict(tf.data.Dataset.from_tensor_slices(x * 255).batch(4), verbose=0)
+
+
+# ------------------------------------------------------------------- composition and export
+def test_the_encoder_inside_a_keras_functional_model_fine_tunes():
+    rng = np.random.default_rng(0)
+    x = (rng.random((64, 12)) > 0.5).astype("float32")
+    labels = (x[:, 0] > 0.5).astype("float32")
+    vae = probae.VAE((12,), 3, hidden_units=(8,))
+    inputs = keras.Input((12,))
+    code = vae.feature_extractor()(inputs)
+    classifier = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(code))
+    np.testing.assert_allclose(
+        classifier.layers[1](x), probae.posteriors.point_estimate(vae.encode(x, verbose=0)), rtol=1e-6
+    )
+    before = [w.copy() for w in vae.encoder.get_weights()]
+    classifier.compile("adam", "binary_crossentropy")
+    classifier.fit(x, labels, epochs=2, verbose=0)
+    assert any(not np.allclose(a, b) for a, b in zip(before, vae.encoder.get_weights()))
+    sampled = keras.Sequential([keras.Input((12,)), vae.feature_extractor(output="sample", seed=1)])
+    draws = np.stack([sampled(x[:1]).numpy()[0] for _ in range(200)])
+    q = vae.encode(x[:1], verbose=0)
+    np.testing.assert_allclose(draws.mean(0), q.mean()[0], atol=4 * float(np.max(q.stddev())) / np.sqrt(200))
+
+
+_SERVE_SCRIPT = """
+import json, sys
+import numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = {name: getattr(loaded, name)(tf.constant(x)).numpy().tolist() for name in ("encode", "reconstruct", "elbo")}
+out["probae_imported"] = any(m == "probae" or m.startswith("probae.") for m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_export_serves_tensors_without_probae(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    x = (np.random.default_rng(1).random((5, 12)) > 0.5).astype("float32")
+    vae = probae.VAE((12,), 3, hidden_units=(8,))
+    vae.fit(x, epochs=1, verbose=0)
+    path = str(tmp_path / "exported")
+    vae.export(path, verbose=False)
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([sys.executable, "-c", _SERVE_SCRIPT, path, str(tmp_path / "x.npy")],
+                         capture_output=True, text=True, check=True)
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    assert served["probae_imported"] is False
+    np.testing.assert_allclose(served["encode"], vae.encode(x, verbose=0).mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served["reconstruct"], vae.reconstruct(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # The ELBO from one draw with the fixed seed [0, 0]: the library's estimator, exactly.
+    expected = probae.estimators.importance_sampling(
+        tf.constant(x), vae.posterior(x), vae.decoder_fn(), vae.prior_distribution(), 1, 1,
+        tf.constant([0, 0]),
+    )["elbo"]
+    np.testing.assert_allclose(served["elbo"], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="format must be"):
+        vae.export(path, format="onnx")
