@@ -26,6 +26,40 @@ def parser(doc, epochs, out, dataset="mnist"):
     return p
 
 
+def error(message):
+    """Prints a user error in one line on stderr; returns the exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_flags(args):
+    """A one-line message for counts that must be positive (--epochs, --max-examples, ...),
+    or None when they are."""
+    for name in ("epochs", "max_examples", "workers", "batch_size"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            return f"--{name.replace('_', '-')} must be a positive integer. Received: {value}"
+    return None
+
+
+def load_dataset(args, flatten=False, offline_hint=True):
+    """``probae.datasets.load_dataset(args.dataset, args.data_dir)`` or None after a
+    one-line message: no local copy and no download, or a wrong --data-dir /
+    $PROBAE_DATA_DIR (the message names the flag), or a damaged file."""
+    problem = check_flags(args)
+    if problem:
+        error(problem)
+        return None
+    try:
+        return probae.datasets.load_dataset(args.dataset, args.data_dir, flatten)
+    except (DatasetNotFoundError, ValueError) as err:
+        hint = " Or run offline with --dataset digits." if offline_hint else ""
+        message = str(err).replace("pass data_dir=...", "pass --data-dir DIR")
+        message = message.replace("data_dir must", "--data-dir must").replace("data_dir=", "--data-dir ")
+        error(f"{message}{hint}")
+        return None
+
+
 def load(args, flatten=False, binarize=False, labels=False, offline_hint=True):
     """Returns ``(x_train, y_train), (x_test, y_test)`` or None after a one-line message.
 
@@ -36,13 +70,10 @@ def load(args, flatten=False, binarize=False, labels=False, offline_hint=True):
         print("error: this example needs labels, which binarized_mnist lacks: use --dataset "
               "mnist (binarised here) or digits.", file=sys.stderr)
         return None
-    try:
-        (x, y), (xt, yt) = probae.datasets.load_dataset(args.dataset, args.data_dir, flatten)
-    except DatasetNotFoundError as err:
-        hint = " Or run offline with --dataset digits." if offline_hint else ""
-        print(f"error: {str(err).replace('pass data_dir=...', 'pass --data-dir DIR')}{hint}",
-              file=sys.stderr)
+    data = load_dataset(args, flatten, offline_hint)
+    if data is None:
         return None
+    (x, y), (xt, yt) = data
     n = args.max_examples
     if binarize:
         x, xt = (x > 0.5).astype("float32"), (xt > 0.5).astype("float32")

@@ -14,12 +14,12 @@ contributions (minus log p of each column given the code) of the most anomalous 
 rows (``AnomalyDetector.plot_contributions``).
 
 Data: an ADBench .npz (keys X, y; y = 1 for an anomaly) from --data-dir or
-$PROBAE_DATA_DIR/adbench (default 6_cardio.npz), or --data breast_cancer (scikit-learn's
+$PROBAE_DATA_DIR/adbench (default 6_cardio.npz), or --dataset breast_cancer (scikit-learn's
 bundled Wisconsin diagnostic data, malignant as the anomalies, subsampled to 10%) or
---data synthetic, both offline.
+--dataset synthetic, both offline.
 
     python examples/anomaly_tabular.py                        # cardio, under a minute
-    python examples/anomaly_tabular.py --data breast_cancer   # works offline
+    python examples/anomaly_tabular.py --dataset breast_cancer   # works offline
     python examples/anomaly_tabular.py --missing 0 --categorical 0   # the numeric table
 """
 
@@ -75,11 +75,16 @@ def load_table(args):
     path = next((p for p in candidates if os.path.isfile(p)), None)
     if path is None:
         print(f"error: {args.data} was not found (looked in --data-dir / PROBAE_DATA_DIR and its "
-              "adbench/ folder): pass --data-dir DIR, or run offline with --data breast_cancer "
-              "or --data synthetic.", file=sys.stderr)
+              "adbench/ folder): pass --data-dir DIR, or run offline with --dataset breast_cancer "
+              "or --dataset synthetic.", file=sys.stderr)
         return None
-    with np.load(path) as f:
-        X, y = f["X"].astype(np.float64), f["y"].astype(int)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            X, y = f["X"].astype(np.float64), f["y"].astype(int)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: {path} is not an ADBench .npz file with arrays X and y ({err})",
+              file=sys.stderr)
+        return None
     return X, y, [f"feature {i}" for i in range(X.shape[1])], os.path.basename(path)
 
 
@@ -104,6 +109,9 @@ def isolation_forest(seed, strings):
 
 def main(args):
     keras.utils.set_random_seed(args.seed)
+    problem = _shared.check_flags(args)
+    if problem:
+        return _shared.error(problem)
     table = load_table(args)
     if table is None:
         return 2
@@ -158,7 +166,7 @@ def parse_args(argv=None):
     p = _shared.parser(__doc__, epochs=None, out="out/anomaly_tabular", dataset=None)
     p._option_string_actions["--epochs"].help = (
         "training epochs; None: the detector's 'auto' (about 400 gradient steps)")
-    p.add_argument("--data", default="6_cardio.npz",
+    p.add_argument("--dataset", "--data", dest="data", default="6_cardio.npz",
                    help=f"an ADBench .npz file name (in --data-dir) or path, or one of {OFFLINE} "
                         "(offline)")
     p.add_argument("--top", type=int, default=4, help="anomalies whose contributions are shown")

@@ -18,7 +18,9 @@ naming all workers, for example on the second of two hosts:
                 "task": {"type": "worker", "index": 1}}' \
         python examples/distributed_multiworker.py --worker --epochs 10
 
-Worker 0 is the chief: it writes the trained model and a summary to ``--output``.
+Worker 0 is the chief: it writes the trained model and a summary to ``--out``. The data
+is ``--dataset`` (default binarized_mnist) from ``--data-dir`` or ``$PROBAE_DATA_DIR``; the
+launcher loads it first and stops with one line (exit code 2) when it is missing.
 """
 
 import argparse
@@ -35,19 +37,36 @@ _SHARED = os.path.join(_REPO, "..", "shared", "datasets")
 if "PROBAE_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
     os.environ["PROBAE_DATA_DIR"] = os.path.abspath(_SHARED)
 
+try:
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--workers", type=int, default=2, help="workers to start on localhost")
     p.add_argument("--worker", action="store_true",
                    help="run as one worker (reads TF_CONFIG) instead of launching workers")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="training epochs")
     p.add_argument("--steps", type=int, default=None, help="steps per epoch (default: all data)")
     p.add_argument("--batch-size", type=int, default=100, help="global batch size")
-    p.add_argument("--examples", type=int, default=10_000, help="training images to use")
-    p.add_argument("--output", default="runs/multiworker", help="where the chief writes")
+    p.add_argument("--dataset", default="binarized_mnist",
+                   choices=("mnist", "binarized_mnist", "fashion_mnist", "digits"),
+                   help="digits (8 x 8, bundled with scikit-learn) works offline")
+    p.add_argument("--data-dir", default=None,
+                   help="directory holding the dataset files (default: $PROBAE_DATA_DIR, "
+                        "else download)")
+    p.add_argument("--max-examples", "--examples", dest="max_examples", type=int, default=10_000,
+                   help="training examples to use")
+    p.add_argument("--out", "--output", dest="out", default="runs/multiworker",
+                   help="where the chief writes the model and summary.json")
     p.add_argument("--timeout", type=float, default=600, help="launcher: seconds to wait")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.argv = argv
+    return args
 
 
 def _free_ports(n):
@@ -63,11 +82,14 @@ def _free_ports(n):
 
 
 def launch(args):
-    """Starts ``args.workers`` copies of this script on localhost and waits for them."""
-    if args.workers < 1:
-        raise SystemExit(f"--workers must be >= 1. Received: {args.workers}")
+    """Starts ``args.workers`` copies of this script on localhost and waits for them.
+
+    The data is loaded here first, so that a missing dataset or a wrong flag ends with
+    one line and exit code 2 before any worker starts."""
+    if _shared.load_dataset(args, flatten=True) is None:
+        return 2
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(args.workers)]}
-    argv = [a for a in sys.argv[1:] if a != "--worker"]
+    argv = [a for a in args.argv if a != "--worker"]
     procs = []
     for index in range(args.workers):
         env = dict(os.environ)
@@ -85,7 +107,7 @@ def launch(args):
         raise SystemExit(f"workers did not finish within --timeout={args.timeout}s")
     if any(codes):
         raise SystemExit(f"a worker failed: exit codes {codes}")
-    with open(os.path.join(args.output, "summary.json")) as f:
+    with open(os.path.join(args.out, "summary.json")) as f:
         summary = json.load(f)
     print(json.dumps(summary, indent=1))
     return summary
@@ -104,13 +126,8 @@ def run_worker(args):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
     index = int(task.get("index", 0))
-    try:
-        x_train, _, x_test = probae.datasets.load_binarized_mnist()
-    except Exception:  # no data: random binary images keep the example runnable
-        rng = np.random.default_rng(0)
-        x_train = (rng.random((args.examples, 784)) > 0.8).astype("float32")
-        x_test = x_train[:1000]
-    x_train = x_train[: args.examples]
+    (x_train, _), (x_test, _) = probae.datasets.load_dataset(args.dataset, args.data_dir, flatten=True)
+    x_train = x_train[: args.max_examples]
     # Every worker builds the same pipeline; tf.distribute gives each its shard of every
     # global batch (auto-sharding by data).
     options = tf.data.Options()
@@ -123,22 +140,22 @@ def run_worker(args):
     )
     keras.utils.set_random_seed(0)  # the same initial weights on every worker
     with strategy.scope():
-        model = probae.VAE((784,), 50, hidden_units=(200, 200), activation="tanh")
+        model = probae.VAE(x_train.shape[1:], 50, hidden_units=(200, 200), activation="tanh")
         model.compile(keras.optimizers.Adam(1e-3))
     hist = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps, verbose=2 if index == 0 else 0)
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, f"worker{index}.json"), "w") as f:
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"worker{index}.json"), "w") as f:
         json.dump({"weights_sha256": digest}, f)
     if index == 0:  # the chief writes the model and the summary
-        model.save(os.path.join(args.output, "model.keras"))
+        model.save(os.path.join(args.out, "model.keras"))
         elbo = float(np.mean(model.elbo(x_test[:1000], seed=0)))
         # Wait briefly for the other workers' digests (they finish the same step together).
         digests = {}
         for _ in range(100):
             digests = {}
             for i in range(strategy.cluster_resolver.cluster_spec().num_tasks("worker")):
-                path = os.path.join(args.output, f"worker{i}.json")
+                path = os.path.join(args.out, f"worker{i}.json")
                 if os.path.exists(path):
                     with open(path) as f:
                         digests[i] = json.load(f)["weights_sha256"]
@@ -152,16 +169,21 @@ def run_worker(args):
             "identical_weights_on_all_workers": len(set(digests.values())) == 1
             and len(digests) == strategy.num_replicas_in_sync,
         }
-        with open(os.path.join(args.output, "summary.json"), "w") as f:
+        with open(os.path.join(args.out, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
 
 
 def main(args=None):
-    args = parse_args(args)
+    if not isinstance(args, argparse.Namespace):
+        args = parse_args(args)
+    problem = _shared.check_flags(args)
+    if problem:
+        return _shared.error(problem)
     if args.worker:
         return run_worker(args)
     return launch(args)
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)

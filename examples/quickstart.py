@@ -16,17 +16,19 @@ import keras
 
 import probae
 from probae import plotting
-from probae.datasets import DatasetNotFoundError
+
+try:
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
 
 
 def main(args):
     keras.utils.set_random_seed(args.seed)
-    try:
-        (x_train, _), (x_test, _) = probae.datasets.load_dataset(args.dataset, args.data_dir)
-    except DatasetNotFoundError as err:
-        print(f"error: {str(err).replace('pass data_dir=...', 'pass --data-dir DIR')} "
-              "Or run offline with --dataset digits.", file=sys.stderr)
+    data = _shared.load_dataset(args)  # None after a one-line message (no data, bad flags)
+    if data is None:
         return 2
+    (x_train, _), (x_test, _) = data
     # Binary pixels make the Bernoulli decoder a proper likelihood.
     x_train = (x_train[: args.max_examples] > 0.5).astype("float32")
     x_test = (x_test[: args.max_examples] > 0.5).astype("float32")

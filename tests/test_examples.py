@@ -103,7 +103,7 @@ def test_offline_message_names_the_fix(name, tmp_path, capsys, monkeypatch):
     assert ("--dataset digits" in err) == (name != "out_of_distribution")
 
 
-@pytest.mark.parametrize("name", ALL + ["anomaly_tabular"])
+@pytest.mark.parametrize("name", ALL + ["anomaly_tabular", "distributed_multiworker"])
 def test_help(name, capsys):
     example = _load(name)
     with pytest.raises(SystemExit) as info:
@@ -111,7 +111,8 @@ def test_help(name, capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert "--epochs" in text and "--out" in text
-    assert ("--dataset" in text) == (name not in ("out_of_distribution", "anomaly_tabular"))
+    assert ("--dataset" in text) == (name != "out_of_distribution")
+    assert "--data-dir" in text and "--max-examples" in text
 
 
 def test_conditional_vae_rows_follow_the_label(tmp_path):
@@ -193,3 +194,49 @@ def test_anomaly_tabular_missing_file_names_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "--data-dir" in err and "--data synthetic" in err
+
+
+# ------------------------------------------------ issue 17: user errors end in one line
+@pytest.mark.parametrize("name", ALL + ["anomaly_tabular"])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [(["--data-dir", "/no/such/dir"], "--data-dir"),
+     (["--epochs", "0"], "--epochs must be a positive integer"),
+     (["--max-examples", "-5"], "--max-examples must be a positive integer")],
+    ids=["data-dir", "epochs", "max-examples"],
+)
+def test_user_errors_exit_2_with_one_line(name, flags, expected, tmp_path, capsys):
+    example = _load(name)
+    argv = ["--out", str(tmp_path), *flags]
+    if name == "anomaly_tabular" and flags[0] == "--data-dir":
+        argv += ["--dataset", "6_cardio.npz"]
+    assert example.main(example.parse_args(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_wrong_environment_data_dir_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PROBAE_DATA_DIR", str(tmp_path / "gone"))
+    example = _load("beta_vae")
+    assert example.main(example.parse_args(["--out", str(tmp_path)])) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "PROBAE_DATA_DIR" in err, err
+
+
+def test_multiworker_takes_the_readme_flags_and_never_trains_on_noise(tmp_path, capsys, monkeypatch):
+    """The launcher checks the data before starting any worker: missing data is one line
+    and exit 2 (it used to train on random images)."""
+    import probae.datasets
+
+    def unavailable(*args, **kwargs):
+        raise probae.datasets.DatasetNotFoundError("MNIST was not found locally (URLError).")
+
+    monkeypatch.setattr(probae.datasets, "load_dataset", unavailable)
+    example = _load("distributed_multiworker")
+    args = example.parse_args(["--out", str(tmp_path), "--data-dir", str(tmp_path),
+                               "--max-examples", "100", "--dataset", "mnist", "--epochs", "1"])
+    assert (args.out, args.max_examples, args.dataset, args.epochs) == (str(tmp_path), 100, "mnist", 1)
+    assert example.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not found" in err
+    assert not list(tmp_path.iterdir())
