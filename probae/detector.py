@@ -105,7 +105,10 @@ def _check_sample_weight(sample_weight, n):
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("sample_weight must hold finite numbers >= 0. Received: negative, NaN or inf weights")
     if not np.sum(w) > 0:
-        raise ValueError("sample_weight must have a positive sum. Received: all weights 0")
+        raise ValueError(
+            "Sample weights must contain at least one non-zero number: sample_weight must have "
+            "a positive sum. Received: all weights 0"
+        )
     return w
 
 
