@@ -43,17 +43,32 @@ def _valid(x):
 
 
 @pytest.fixture(scope="module")
-def model():
+def trained():
     model = probae.VAE((WIDTH,), 2, likelihood="gaussian", hidden_units=(4,))
     model.compile(steps_per_execution=1)
+    model.fit(np.zeros((2, WIDTH), np.float32), epochs=1, verbose=0)  # builds the optimizer
+    return model, model.get_weights(), [v.numpy() for v in model.optimizer.variables]
+
+
+def _reset(trained):
+    """Every example starts from the same weights and optimizer state (an example with data
+    on a huge scale legitimately stops training with NaN weights)."""
+    model, weights, slots = trained
+    model.set_weights(weights)
+    for variable, value in zip(model.optimizer.variables, slots):
+        variable.assign(value)
     return model
 
 
 @_SETTINGS
 @given(x=_arrays(), batch_size=st.integers(1, 4))
-def test_fit_trains_or_explains(model, x, batch_size):
+def test_fit_trains_or_explains(trained, x, batch_size):
+    model = _reset(trained)
     try:
         history = model.fit(x, epochs=1, batch_size=batch_size, verbose=0)
+    except probae.NonFiniteLossError as err:  # documented: data on a very large scale
+        assert _valid(x) and np.abs(x).max() > 1e6, str(err)
+        return
     except (ValueError, TypeError) as err:
         assert "x" in str(err), str(err)
         assert not _valid(x), f"valid input refused: {err}"
@@ -65,7 +80,8 @@ def test_fit_trains_or_explains(model, x, batch_size):
 
 @_SETTINGS
 @given(x=_arrays())
-def test_predict_reconstructs_or_explains(model, x):
+def test_predict_reconstructs_or_explains(trained, x):
+    model = _reset(trained)
     try:
         out = model.predict(x, verbose=0)
     except (ValueError, TypeError) as err:
