@@ -188,12 +188,13 @@ def test_anomaly_tabular_adbench_file(tmp_path, data_dir):
 
 def test_anomaly_tabular_missing_file_names_the_fix(tmp_path, capsys):
     example = _load("anomaly_tabular")
-    args = example.parse_args(["--data", "absent.npz", "--data-dir", str(tmp_path),
+    args = example.parse_args(["--dataset", "absent.npz", "--data-dir", str(tmp_path),
                                "--out", str(tmp_path)])
     assert example.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "--data-dir" in err and "--data synthetic" in err
+    assert "--data-dir" in err and "--dataset synthetic" in err
+    assert example.parse_args(["--data", "synthetic"]).data == "synthetic"  # the old flag
 
 
 # ------------------------------------------------ issue 17: user errors end in one line
