@@ -46,7 +46,8 @@ from probae.priors import (  # noqa: E402
     VampPrior,
 )
 from probae import missing, tables  # noqa: E402
-from probae.detector import AnomalyDetector, anomaly_scores  # noqa: E402
+from probae.anomaly import anomaly_scores  # noqa: E402
+from probae.detector import AnomalyDetector  # noqa: E402
 from probae.missing import marginalize_missing  # noqa: E402
 from probae.tables import TablePreprocessor, tabular_model  # noqa: E402
 from probae.callbacks import BackupAndRestore, NonFiniteLossError, StopOnNaN  # noqa: E402

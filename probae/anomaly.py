@@ -111,7 +111,10 @@ def anomaly_scores(
       which is Serra et al. (2020)'s complexity-corrected score -log p(x) - L(x).
 
     Args:
-        model: a trained ``ProbabilisticAutoencoder``.
+        model: a trained ``ProbabilisticAutoencoder``, or a fitted
+            ``probae.AnomalyDetector`` (then x is raw data, preprocessed as the detector
+            was trained: ``AnomalyDetector.anomaly_scores``, equal to
+            ``-detector.score_samples(X)``).
         x: data ``[n, *event_shape]``, or a ``tf.data.Dataset`` of ``x`` or
             ``(x, condition)`` batches (not with ``background="complexity"``).
         method: one of ``METHODS``, or None for the default (see above).
@@ -143,10 +146,18 @@ def anomaly_scores(
     Likelihood ratios for out-of-distribution detection; Serra et al. 2020, Input
     complexity and out-of-distribution detection with likelihood-based generative models.
     """
+    if not isinstance(model, ProbabilisticAutoencoder) and callable(getattr(model, "anomaly_scores", None)):
+        # A fitted probae.AnomalyDetector: its raw data are preprocessed as in training.
+        return model.anomaly_scores(
+            x, method=method, seed=seed, num_samples=num_samples, per_feature=per_feature,
+            **({} if background is None else {"background": background}),
+            **({} if condition is None else {"condition": condition}),
+            batch_size=batch_size, verbose=verbose,
+        )
     if not isinstance(model, ProbabilisticAutoencoder):
         raise TypeError(
-            "model must be a trained probae.ProbabilisticAutoencoder. "
-            f"Received: model={type(model).__name__}"
+            "model must be a trained probae.ProbabilisticAutoencoder or a fitted "
+            f"probae.AnomalyDetector. Received: model={type(model).__name__}"
         )
     if not model.built:
         raise ValueError(

@@ -378,7 +378,7 @@ def _save_plots(model, x_test, y_test, history, out):
     if _is_image(model.event_shape):
         n = min(10, len(x_test))
         plotting.plot_reconstructions(
-            x_test[:n], model.reconstruct(x_test[:n]), path=os.path.join(out, "reconstructions.png")
+            x_test[:n], model.reconstruct(x_test[:n], verbose=0), path=os.path.join(out, "reconstructions.png")
         )
         files.append("reconstructions.png")
         if model.prior is not None:  # a point-mass encoder has no prior to sample from
@@ -498,25 +498,15 @@ def _score(args):
     model = _load_model(args.model)
     x, y = load_data(args.data, args.data_dir, "test", args.binarize, args.max_examples)
     x = _match_model(_model_input(x, _load_table(args.model), args.data), model, args.data)
-    import keras
-
     from probae.anomaly import anomaly_scores, default_method
 
     method = args.method or default_method(model)
-    kwargs = dict(method=method, seed=args.seed, num_samples=args.num_samples)
+    kwargs = dict(method=method, seed=args.seed, num_samples=args.num_samples, verbose=args.verbose)
     if method == "likelihood_ratio":
         # The complexity background quantises with the batch's range: score in one call.
         scores = anomaly_scores(model, x, background="complexity", **kwargs)
     else:
-        # With a seed the scores do not depend on the batching, so chunks give a progress bar.
-        chunk = 1024
-        progress = keras.utils.Progbar(len(x), verbose=args.verbose) if args.verbose else None
-        parts = []
-        for start in range(0, len(x), chunk):
-            parts.append(anomaly_scores(model, x[start:start + chunk], **kwargs))
-            if progress is not None:
-                progress.update(min(start + chunk, len(x)))
-        scores = np.concatenate(parts)
+        scores = anomaly_scores(model, x, **kwargs)  # its own progress bar
     folder = os.path.dirname(args.out)
     if folder:
         os.makedirs(folder, exist_ok=True)

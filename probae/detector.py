@@ -569,7 +569,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         (default: the fitted ``model_`` and ``method_``), without the calibration."""
         model = self.model_ if model is None else model
         method = self.method_ if method is None else method
-        s = -anomaly.anomaly_scores(model, Z, method=method, seed=self._seed(), num_samples=self.num_samples)
+        s = -anomaly.anomaly_scores(model, Z, method=method, seed=self._seed(), num_samples=self.num_samples,
+                                    verbose=0)
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
 
     def _entry_log_prob(self, model, method, Z):
@@ -629,6 +630,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         own = method is None or method == self.method_
         seed = self._seed() if seed is None else seed
         num_samples = self.num_samples if num_samples is None else num_samples
+        kwargs.setdefault("verbose", 0)
         s = anomaly.anomaly_scores(self.model_, Z, method=method or self.method_, seed=seed,
                                    num_samples=num_samples, **kwargs).astype(np.float64)
         return -self._calibrated(Z, -s) if own else s
@@ -654,7 +656,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _per_feature(self, Z, method="reconstruction", seed=None):
         per = anomaly.anomaly_scores(self.model_, Z, method=method, per_feature=True,
                                      seed=self._seed() if seed is None else seed,
-                                     num_samples=self.num_samples).astype(np.float64)
+                                     num_samples=self.num_samples, verbose=0).astype(np.float64)
         if Z.ndim != 2:
             return per
         per[np.isnan(Z)] = np.nan
@@ -1008,17 +1010,3 @@ class _ModelBytes:
             with open(file, "wb") as f:
                 f.write(self.data)
             return saving.load_model(file)
-
-
-def anomaly_scores(model, x, method=None, **kwargs):
-    """``probae.anomaly_scores``: anomaly scores of a trained model or a fitted detector.
-
-    For a ``ProbabilisticAutoencoder`` it is ``probae.anomaly.anomaly_scores`` (see there:
-    the methods, seeds, per-feature scores). For a fitted ``probae.AnomalyDetector`` the
-    raw data are first preprocessed as the detector was trained (its column types,
-    standardisation and vocabularies: ``AnomalyDetector.anomaly_scores``), so
-    ``anomaly_scores(detector, X)`` equals ``-detector.score_samples(X)``.
-    """
-    if isinstance(model, AnomalyDetector):
-        return model.anomaly_scores(x, method=method, **kwargs)
-    return anomaly.anomaly_scores(model, x, method=method, **kwargs)

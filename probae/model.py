@@ -67,6 +67,25 @@ def _map_code(fn, code_shape):
     return fn(code_shape)
 
 
+def _join_batches(parts):
+    """Joins per-batch distributions into one along the batch axis: tensors with one row
+    per example are concatenated, the others (scalar parameters such as tolerances) must
+    agree and are kept."""
+    sizes = [int(tf.nest.flatten(posteriors.point_estimate(p))[0].shape[0]) for p in parts]
+    flat = [tf.nest.flatten(p, expand_composites=True) for p in parts]
+    joined = []
+    for leaves in zip(*flat):
+        if all(t.shape.rank and t.shape[0] == n for t, n in zip(leaves, sizes)):
+            joined.append(tf.concat(leaves, axis=0))
+        elif all(t.shape == leaves[0].shape for t in leaves) and all(
+            bool(tf.reduce_all(t == leaves[0])) for t in leaves
+        ):
+            joined.append(leaves[0])
+        else:
+            raise ValueError("the batches' parameters cannot be joined")
+    return tf.nest.pack_sequence_as(parts[0], joined, expand_composites=True)
+
+
 @keras.saving.register_keras_serializable(package="probae")
 class ProbabilisticAutoencoder(keras.Model):
     """An autoencoder whose encoder and decoder output distributions.
@@ -699,9 +718,7 @@ class ProbabilisticAutoencoder(keras.Model):
         if len(parts) == 1:
             return parts[0]
         try:
-            return tf.nest.map_structure(
-                lambda *t: tf.concat(t, axis=0), *parts, expand_composites=True
-            )
+            return _join_batches(parts)
         except (TypeError, ValueError, tf.errors.InvalidArgumentError):
             raise ValueError(
                 f"encode cannot join the batches of a {type(parts[0]).__name__} posterior. "

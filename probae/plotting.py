@@ -146,7 +146,7 @@ def _rows(model, condition, n):
 def _encoder_means(model, x, condition=None):
     from probae.posteriors import point_estimate
 
-    posterior = model.encode(x, condition=_rows(model, condition, len(x)))
+    posterior = model.encode(x, condition=_rows(model, condition, len(x)), verbose=0)
     return np.asarray(point_estimate(posterior), dtype=np.float32)
 
 
