@@ -232,10 +232,22 @@ def load_fashion_mnist(data_dir=None, flatten=False, test_fraction=1 / 7, seed=0
             local or _download(f"fashion-mnist-{name}", _FASHION_BASE + name, "Fashion-MNIST")
         )
     y_train = _read_idx(paths[0], 8).astype(np.int64)
-    x_train = _read_idx(paths[1], 16).reshape(len(y_train), 28, 28)
+    x_train = _idx_images(paths[1], len(y_train))
     y_test = _read_idx(paths[2], 8).astype(np.int64)
-    x_test = _read_idx(paths[3], 16).reshape(len(y_test), 28, 28)
+    x_test = _idx_images(paths[3], len(y_test))
     return (_images(x_train, flatten), y_train), (_images(x_test, flatten), y_test)
+
+
+def _idx_images(path, n):
+    """The 28 x 28 images of an IDX file, one per label, or an error naming the file."""
+    pixels = _read_idx(path, 16)
+    if pixels.size != n * 28 * 28:
+        raise ValueError(
+            f"{path} holds {pixels.size} pixel values, not {n} images of 28 x 28 (one per "
+            "label): the file is truncated or does not match its label file; delete it or "
+            "replace it with the original"
+        )
+    return pixels.reshape(n, 28, 28)
 
 
 def load_digits(flatten=False, test_fraction=0.2, seed=0):

@@ -368,8 +368,10 @@ def test_anomaly_scores_of_a_detector_use_its_preprocessing(table_detector):
     y = np.r_[np.zeros(200), np.ones(20)]
     scores = probae.anomaly_scores(plain, np.r_[raw, outliers])
     assert roc_auc_score(y, scores) > 0.95 and np.abs(scores).max() < 1e3
+    # One public function: probae.anomaly_scores is probae.anomaly.anomaly_scores.
+    assert probae.anomaly_scores is anomaly.anomaly_scores
     with pytest.raises(TypeError, match="model must be a trained"):
-        anomaly.anomaly_scores(plain, raw)  # the model-level function names what it takes
+        anomaly.anomaly_scores("a model", raw)  # it names what it takes
 
 
 def test_extreme_finite_column_is_neither_overflowed_nor_zeroed():

@@ -53,6 +53,22 @@ def test_the_vae_notes_hello_world_runs_line_for_line():
     np.testing.assert_allclose(vae.decoder(q).mean(), decoder(q.mean()), rtol=1e-5, atol=1e-6)
 
 
+def test_the_hello_world_verbatim_with_a_code_output_encoder():
+    """The notes' lines exactly: encoder(x_test) is a code the user's decoder takes, so the
+    Gaussian needs a head, which probae adds and announces (a warning, summary())."""
+    x_train, x_test = _digits(), _digits(32, seed=4)
+    encoder = keras.Sequential([keras.layers.Dense(256, activation="relu"), keras.layers.Dense(latent_dim)])
+    decoder = keras.Sequential([keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    with pytest.warns(UserWarning, match="probae added a Dense head"):
+        vae = probae.VAE(encoder, decoder)
+        vae.compile(optimizer="adam")
+        vae.fit(x_train, epochs=10, verbose=0)
+    encoded = encoder(x_test)
+    generated = decoder(encoded)
+    assert generated.shape == (32, 784) and vae.latent_dim == latent_dim
+    assert vae.decoder.head is None  # the decoder fits: used as it is
+
+
 def test_the_classic_keras_autoencoder_runs_and_its_loss_is_keras_bce():
     x_train, x_test = _digits(), _digits(64, seed=2)
     encoder = keras.Sequential([keras.layers.Dense(64, activation="relu")])
