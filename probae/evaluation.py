@@ -78,7 +78,7 @@ def evaluate_likelihood(
     num_samples=5000,
     batch_size=None,
     seed=0,
-    verbose=0,
+    verbose="auto",
     active_threshold=ACTIVE_UNIT_THRESHOLD,
 ):
     """Estimates log p(x) on a data set, with its uncertainty and the ELBO's parts.
@@ -102,7 +102,7 @@ def evaluate_likelihood(
         seed: int seed (default 0). The same seed, batch size and data give identical
             results (batch i draws with ``probae.seeds.batch_seed``); None draws a fresh
             one.
-        verbose: 1 shows a progress bar.
+        verbose: "auto" (a Keras progress bar, Keras' convention), 0, 1 or 2.
         active_threshold: a latent unit is active when the variance over examples of
             E_q[z_j|x] exceeds it (0.01, Burda et al. 2016).
 
@@ -158,7 +158,7 @@ def evaluate_likelihood(
             yield xb, cb
 
     per_example = estimators.estimate(
-        model, with_moments(batches), k, seed=seed, total=total, verbose=int(verbose)
+        model, with_moments(batches), k, seed=seed, total=total, verbose=verbose
     )
     return _summarise(model, per_example, moments, k, threshold)
 

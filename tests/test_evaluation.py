@@ -205,3 +205,13 @@ def test_bad_input(lg, kwargs, exc, name):
     args.update(kwargs)
     with pytest.raises(exc, match=name):
         probae.evaluate_likelihood(**args)
+
+
+def test_progress_is_shown_by_default(capsys):
+    """A long evaluation is never silent: Keras' progress bar under verbose="auto"."""
+    model, _ = make()
+    x = model.sample_data(30)
+    probae.evaluate_likelihood(model, x, num_samples=5)
+    assert "30/30" in capsys.readouterr().out
+    probae.evaluate_likelihood(model, x, num_samples=5, verbose=0)
+    assert capsys.readouterr().out == ""
