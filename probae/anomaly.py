@@ -222,7 +222,10 @@ def anomaly_scores(
     point = method == "reconstruction"
     k = 1 if point else (num_samples or _DEFAULT_SAMPLES[method])
     batch_size = estimators.plan(np.prod(model.event_shape), k, batch_size, shared_noise=True)[0]
-    batches, total = inputs.batches(model, x, c, batch_size)
+    if streamed:  # validated batch by batch as it streams
+        batches, total = inputs.batches(model, x, c, batch_size)
+    else:  # validated once above
+        batches, total = inputs.array_batches(x, c, batch_size), len(x)
     terms = estimators.estimate(
         model, batches, k, seed=seed, shared_noise=True, per_feature=bool(per_feature), point=point,
         total=total, verbose=verbose,

@@ -145,8 +145,8 @@ def evaluate_likelihood(
 
     def with_moments(stream):
         # The active-unit statistics come from the same batches, in the same pass.
-        for xb, cb in stream:
-            if not model.has_density:
+        for i, (xb, cb) in enumerate(stream):
+            if i == 0 and not model.has_density:  # the model is built by the first batch
                 raise ValueError(
                     "evaluate_likelihood needs a model whose q(z|x) has a density and a "
                     "prior p(z); this model's encoder is a point mass, for which log p(x) "

@@ -25,6 +25,7 @@ __all__ = [
     "keras_inputs",
     "unpack",
     "batches",
+    "array_batches",
     "split_element",
 ]
 
@@ -372,11 +373,12 @@ def batches(model, x, condition=None, batch_size=256, name="x"):
         return stream(), None
     x = check_x(model, x, name)
     c = check_condition(model, condition, len(x))
+    return array_batches(x, c, batch_size), len(x)
+
+
+def array_batches(x, condition, batch_size):
+    """``(x, condition)`` slices of arrays already validated (``check_x``), in order."""
     batch_size = check_positive_int(batch_size, "batch_size")
-
-    def sliced():
-        for start in range(0, len(x), batch_size):
-            s = slice(start, start + batch_size)
-            yield x[s], None if c is None else c[s]
-
-    return sliced(), len(x)
+    for start in range(0, len(x), batch_size):
+        s = slice(start, start + batch_size)
+        yield x[s], None if condition is None else condition[s]
