@@ -70,8 +70,13 @@ def dataset_name(path):
 
 def set_threads(threads):
     """Sets the thread pools of every library used, before any of them is imported."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    for var in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    ):
         os.environ[var] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -183,11 +188,18 @@ def run_file(path, seeds, methods, done, threads):
             bad = ~np.isfinite(score)
             if bad.any():  # a detector's non-finite score ranks its row as most anomalous
                 score = np.where(bad, np.nanmax(np.where(bad, -np.inf, score)) + 1, score)
-            records.append({
-                "file": name, "n": int(shape[0]), "d": int(shape[1]), "seed": int(seed),
-                "method": method, "auroc": float(roc_auc_score(y_test, score)),
-                "ap": float(average_precision_score(y_test, score)), "seconds": seconds,
-            })
+            records.append(
+                {
+                    "file": name,
+                    "n": int(shape[0]),
+                    "d": int(shape[1]),
+                    "seed": int(seed),
+                    "method": method,
+                    "auroc": float(roc_auc_score(y_test, score)),
+                    "ap": float(average_precision_score(y_test, score)),
+                    "seconds": seconds,
+                }
+            )
     return records
 
 
@@ -219,28 +231,55 @@ def report(records, files, methods, seeds):
     ap = {k: 100 * np.mean([r["ap"] for r in v]) for k, v in by.items()}
     secs = {k: np.mean([r["seconds"] for r in v]) for k, v in by.items()}
     candidates = [m for m in methods if m.startswith("probae:")]
-    chosen = leave_one_out(auroc, files, candidates) if len(files) > 1 else {f: candidates[0] for f in files}
+    chosen = (
+        leave_one_out(auroc, files, candidates)
+        if len(files) > 1
+        else {f: candidates[0] for f in files}
+    )
     short = {m: m.replace("probae:", "") for m in methods}
     print(f"\nseeds {seeds}; AUROC (%) on the test part, mean over seeds\n")
-    print("| file | n x d | " + " | ".join(short[m] for m in methods) + " | LOO choice | LOO AUROC |")
+    print(
+        "| file | n x d | " + " | ".join(short[m] for m in methods) + " | LOO choice | LOO AUROC |"
+    )
     print("|" + "---|" * (len(methods) + 4))
     for f in files:
         n, d = by[(f, methods[0])][0]["n"], by[(f, methods[0])][0]["d"]
-        print(f"| {f} | {n} x {d} | " + " | ".join(f"{auroc[(f, m)]:.2f}" for m in methods)
-              + f" | {short[chosen[f]]} | {auroc[(f, chosen[f])]:.2f} |")
+        print(
+            f"| {f} | {n} x {d} | "
+            + " | ".join(f"{auroc[(f, m)]:.2f}" for m in methods)
+            + f" | {short[chosen[f]]} | {auroc[(f, chosen[f])]:.2f} |"
+        )
     loo = np.mean([auroc[(f, chosen[f])] for f in files])
-    print(f"| **mean AUROC** ({len(files)} files) | | "
-          + " | ".join(f"{np.mean([auroc[(f, m)] for f in files]):.2f}" for m in methods)
-          + f" | | {loo:.2f} |")
-    print("| mean AP | | " + " | ".join(f"{np.mean([ap[(f, m)] for f in files]):.2f}" for m in methods) + " | | |")
-    print("| mean s per fit + score | | " + " | ".join(f"{np.mean([secs[(f, m)] for f in files]):.2f}" for m in methods) + " | | |")
-    print("| total s (sum over files) | | " + " | ".join(f"{np.sum([secs[(f, m)] for f in files]):.1f}" for m in methods) + " | | |")
-    print(f"\nleave-one-dataset-out AUROC of the probae candidates {[short[c] for c in candidates]}: {loo:.2f}")
+    print(
+        f"| **mean AUROC** ({len(files)} files) | | "
+        + " | ".join(f"{np.mean([auroc[(f, m)] for f in files]):.2f}" for m in methods)
+        + f" | | {loo:.2f} |"
+    )
+    print(
+        "| mean AP | | "
+        + " | ".join(f"{np.mean([ap[(f, m)] for f in files]):.2f}" for m in methods)
+        + " | | |"
+    )
+    print(
+        "| mean s per fit + score | | "
+        + " | ".join(f"{np.mean([secs[(f, m)] for f in files]):.2f}" for m in methods)
+        + " | | |"
+    )
+    print(
+        "| total s (sum over files) | | "
+        + " | ".join(f"{np.sum([secs[(f, m)] for f in files]):.1f}" for m in methods)
+        + " | | |"
+    )
+    print(
+        f"\nleave-one-dataset-out AUROC of the probae candidates {[short[c] for c in candidates]}: {loo:.2f}"
+    )
     for m in methods:
         if not m.startswith("probae:"):
             wins = {c: sum(auroc[(f, c)] > auroc[(f, m)] for f in files) for c in candidates}
-            print(f"files where each candidate beats {short[m]}: "
-                  + ", ".join(f"{short[c]} {w}/{len(files)}" for c, w in wins.items()))
+            print(
+                f"files where each candidate beats {short[m]}: "
+                + ", ".join(f"{short[c]} {w}/{len(files)}" for c, w in wins.items())
+            )
 
 
 def main(args):
@@ -266,8 +305,11 @@ def main(args):
     def save():
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"candidates": CANDIDATES, "threads": args.threads,
-                           "results": records}, f, indent=1)
+                json.dump(
+                    {"candidates": CANDIDATES, "threads": args.threads, "results": records},
+                    f,
+                    indent=1,
+                )
 
     # Large files first, so that the workers finish at about the same time.
     order = sorted(files, key=lambda p: -os.path.getsize(p))
@@ -279,22 +321,30 @@ def main(args):
         with concurrent.futures.ProcessPoolExecutor(
             args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args.threads,)
         ) as pool:
-            futures = {pool.submit(run_file, p, args.seeds, methods, done, args.threads): p for p in order}
+            futures = {
+                pool.submit(run_file, p, args.seeds, methods, done, args.threads): p for p in order
+            }
             for fut in concurrent.futures.as_completed(futures):
                 new = fut.result()
                 records += new
                 save()
                 for r in new:
-                    print(f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
-                          f"({r['seconds']:.1f} s)", flush=True)
+                    print(
+                        f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
+                        f"({r['seconds']:.1f} s)",
+                        flush=True,
+                    )
     else:
         for p in order:
             new = run_file(p, args.seeds, methods, done, args.threads)
             records += new
             save()
             for r in new:
-                print(f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
-                      f"({r['seconds']:.1f} s)", flush=True)
+                print(
+                    f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
+                    f"({r['seconds']:.1f} s)",
+                    flush=True,
+                )
     save()
     report(records, [dataset_name(f) for f in files], methods, args.seeds)
 
@@ -302,20 +352,33 @@ def main(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--data-dir", nargs="+",
+        "--data-dir",
+        nargs="+",
         default=[str(SHARED / "adbench"), str(SHARED / "adbench_embeddings")],
         help="directories of .npz files with keys X and y",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="*", help="dataset names to run (default: all)")
-    parser.add_argument("--candidates", default="default",
-                        help=f"comma-separated probae settings, from {sorted(CANDIDATES)}")
-    parser.add_argument("--baselines", default=",".join(BASELINES),
-                        help=f"comma-separated baselines, from {list(BASELINES)} (empty: none)")
-    parser.add_argument("--threads", type=int, default=1, help="threads per detector (every library)")
-    parser.add_argument("--jobs", type=int, default=1, help="files run at once, in worker processes")
+    parser.add_argument(
+        "--candidates",
+        default="default",
+        help=f"comma-separated probae settings, from {sorted(CANDIDATES)}",
+    )
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help=f"comma-separated baselines, from {list(BASELINES)} (empty: none)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per detector (every library)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="files run at once, in worker processes"
+    )
     parser.add_argument("--json", help="write all raw results here")
-    parser.add_argument("--load", nargs="*", help="raw results of earlier runs: only missing entries run")
+    parser.add_argument(
+        "--load", nargs="*", help="raw results of earlier runs: only missing entries run"
+    )
     return parser.parse_args(argv)
 
 

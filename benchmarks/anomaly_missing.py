@@ -59,11 +59,17 @@ def evaluate(path, seeds, rates):
     for seed in seeds:
         for rate in rates:
             Xr = damage(X, rate, seed)
-            X_train, X_test, _, y_test = train_test_split(Xr, y, test_size=0.3, stratify=y, random_state=seed)
+            X_train, X_test, _, y_test = train_test_split(
+                Xr, y, test_size=0.3, stratify=y, random_state=seed
+            )
             det = probae.AnomalyDetector(random_state=seed).fit(X_train)
-            out.setdefault(("probae", rate), []).append(roc_auc_score(y_test, -det.score_samples(X_test)))
+            out.setdefault(("probae", rate), []).append(
+                roc_auc_score(y_test, -det.score_samples(X_test))
+            )
             forest = make_pipeline(SimpleImputer(), IsolationForest(random_state=seed)).fit(X_train)
-            out.setdefault(("iforest", rate), []).append(roc_auc_score(y_test, -forest.score_samples(X_test)))
+            out.setdefault(("iforest", rate), []).append(
+                roc_auc_score(y_test, -forest.score_samples(X_test))
+            )
     return X.shape, out
 
 
@@ -87,15 +93,23 @@ def main(args):
                 auc = 100 * np.mean(out[(method, r)])
                 means.setdefault((method, r), []).append(auc)
                 cells.append(f"{auc:.2f}")
-        print(f"| {dataset_name(path)} | {shape[0]} x {shape[1]} | " + " | ".join(cells) + " |", flush=True)
+        print(
+            f"| {dataset_name(path)} | {shape[0]} x {shape[1]} | " + " | ".join(cells) + " |",
+            flush=True,
+        )
     mean = {k: float(np.mean(v)) for k, v in means.items()}
-    print(f"| **mean** ({len(files)} files) | | "
-          + " | ".join(f"{mean[(m, r)]:.2f}" for m in ("probae", "iforest") for r in rates) + " |")
+    print(
+        f"| **mean** ({len(files)} files) | | "
+        + " | ".join(f"{mean[(m, r)]:.2f}" for m in ("probae", "iforest") for r in rates)
+        + " |"
+    )
     print()
     for r in rates[1:]:
         drops = {m: mean[(m, rates[0])] - mean[(m, r)] for m in ("probae", "iforest")}
-        print(f"mean AUROC drop at {int(100 * r)}% missing: probae {drops['probae']:.2f}, "
-              f"SimpleImputer+IsolationForest {drops['iforest']:.2f}")
+        print(
+            f"mean AUROC drop at {int(100 * r)}% missing: probae {drops['probae']:.2f}, "
+            f"SimpleImputer+IsolationForest {drops['iforest']:.2f}"
+        )
     print(f"seeds {args.seeds}; {time.perf_counter() - start:.0f} s")
 
 

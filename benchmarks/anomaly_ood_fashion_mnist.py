@@ -46,7 +46,10 @@ def main(args):
     def train(x, seed):
         keras.utils.set_random_seed(seed)
         model = probae.VAE(
-            (28, 28, 1), args.latent_dim, likelihood="bernoulli", architecture=args.architecture,
+            (28, 28, 1),
+            args.latent_dim,
+            likelihood="bernoulli",
+            architecture=args.architecture,
             seed=seed,
         )
         model.fit(x, epochs=args.epochs, batch_size=128, verbose=0)
@@ -60,11 +63,18 @@ def main(args):
     start = time.perf_counter()
     raw = probae.anomaly_scores(model, x_eval, method="log_likelihood", **kwargs)
     rows.append(("-log p(x) (raw likelihood)", roc_auc_score(is_ood, raw)))
-    rows.append(("-ELBO", roc_auc_score(is_ood, probae.anomaly_scores(model, x_eval, method="elbo", **kwargs))))
+    rows.append(
+        (
+            "-ELBO",
+            roc_auc_score(is_ood, probae.anomaly_scores(model, x_eval, method="elbo", **kwargs)),
+        )
+    )
     corrected = probae.anomaly_scores(
         model, x_eval, method="likelihood_ratio", background="complexity", **kwargs
     )
-    rows.append(("likelihood ratio vs complexity (Serra et al. 2020)", roc_auc_score(is_ood, corrected)))
+    rows.append(
+        ("likelihood ratio vs complexity (Serra et al. 2020)", roc_auc_score(is_ood, corrected))
+    )
     if args.background_model:
         noisy = xf_train.copy()
         mask = rng.random(noisy.shape) < 0.2
@@ -73,7 +83,12 @@ def main(args):
         ratio = probae.anomaly_scores(
             model, x_eval, method="likelihood_ratio", background=background, **kwargs
         )
-        rows.append(("likelihood ratio vs perturbed-data VAE (Ren et al. 2019)", roc_auc_score(is_ood, ratio)))
+        rows.append(
+            (
+                "likelihood ratio vs perturbed-data VAE (Ren et al. 2019)",
+                roc_auc_score(is_ood, ratio),
+            )
+        )
     print(f"scored {len(x_eval)} images in {time.perf_counter() - start:.0f} s")
     print("| score (MNIST = out-of-distribution) | AUROC |")
     print("|---|---|")
@@ -92,7 +107,8 @@ def parse_args(argv=None):
     parser.add_argument("--background-model", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data-dir", default=str(REPO.parent / "shared" / "datasets"),
+        "--data-dir",
+        default=str(REPO.parent / "shared" / "datasets"),
         help="directory of mnist.npz / fashion_partial.npz (else PROBAE_DATA_DIR)",
     )
     return parser.parse_args(argv)

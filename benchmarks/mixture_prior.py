@@ -51,7 +51,9 @@ def handwritten_log_prob(z, loc, scale):
         - 2.0 * tf.matmul(flat, m * inv_var, transpose_b=True)
         + tf.reduce_sum(tf.square(m) * inv_var, -1)
     )
-    log_norm = -tf.reduce_sum(tf.math.log(tf.cast(scale, tf.float64)), -1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+    log_norm = -tf.reduce_sum(tf.math.log(tf.cast(scale, tf.float64)), -1) - 0.5 * z.shape[
+        -1
+    ] * math.log(2 * math.pi)
     out = tf.reduce_logsumexp(log_norm - 0.5 * quadratic, -1) - math.log(loc.shape[0])
     return tf.reshape(tf.cast(out, z.dtype), tf.shape(z)[:-1])
 
@@ -64,7 +66,9 @@ def time_log_prob(reps, calls):
     z = tf.constant(rng.normal(size=(5, 100, d)).astype("float32"))
 
     def mixture(cls):
-        return lambda: cls(tfd.Categorical(logits=tf.zeros([k])), tfd.MultivariateNormalDiag(loc, scale)).log_prob(z)
+        return lambda: cls(
+            tfd.Categorical(logits=tf.zeros([k])), tfd.MultivariateNormalDiag(loc, scale)
+        ).log_prob(z)
 
     contestants = {
         "TFP MixtureSameFamily": mixture(tfd.MixtureSameFamily),
@@ -73,6 +77,7 @@ def time_log_prob(reps, calls):
     }
     steps = {}
     for name, f in contestants.items():
+
         def step(f=f):
             with tf.GradientTape() as tape:
                 total = tf.reduce_sum(f())
@@ -90,10 +95,14 @@ def time_log_prob(reps, calls):
             times[name].append((time.perf_counter() - t) / calls * 1000)
     print(f"\nlog p(z) + gradient, 500 codes, K = 500, d = 50 (median of {reps} x {calls} calls):")
     for name in steps:
-        print(f"  {name:32s} {statistics.median(times[name]):7.2f} ms   (sum of log p = {values[name]:.2f})")
+        print(
+            f"  {name:32s} {statistics.median(times[name]):7.2f} ms   (sum of log p = {values[name]:.2f})"
+        )
     med = {name: statistics.median(t) for name, t in times.items()}
-    print(f"  probae / hand-written = {med['probae DiagonalGaussianMixture'] / med['hand-written tf.function']:.2f}; "
-          f"TFP generic / probae = {med['TFP MixtureSameFamily'] / med['probae DiagonalGaussianMixture']:.1f}")
+    print(
+        f"  probae / hand-written = {med['probae DiagonalGaussianMixture'] / med['hand-written tf.function']:.2f}; "
+        f"TFP generic / probae = {med['TFP MixtureSameFamily'] / med['probae DiagonalGaussianMixture']:.1f}"
+    )
 
 
 class GenericVampPrior(probae.VampPrior):
@@ -107,12 +116,21 @@ class GenericVampPrior(probae.VampPrior):
 def time_fit(steps, reps):
     x = probae.datasets.load_binarized_mnist()[0][: steps * 100]
     models = {}
-    for name, prior_cls in (("probae mixture", probae.VampPrior), ("TFP generic mixture", GenericVampPrior)):
+    for name, prior_cls in (
+        ("probae mixture", probae.VampPrior),
+        ("TFP generic mixture", GenericVampPrior),
+    ):
         keras.utils.set_random_seed(0)
         model = probae.VAE(
-            objective=probae.IWAE(num_samples=5), input_shape=(784,), latent_dim=50, likelihood="bernoulli",
+            objective=probae.IWAE(num_samples=5),
+            input_shape=(784,),
+            latent_dim=50,
+            likelihood="bernoulli",
             prior=prior_cls(num_pseudo_inputs=500, pseudo_input_range=(0.0, 1.0)),
-            architecture="mlp", hidden_units=(200, 200), activation="tanh", seed=0,
+            architecture="mlp",
+            hidden_units=(200, 200),
+            activation="tanh",
+            seed=0,
         )
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         model.fit(x[:1000], batch_size=100, epochs=1, verbose=0)  # trace
@@ -123,8 +141,10 @@ def time_fit(steps, reps):
             t = time.perf_counter()
             model.fit(x, batch_size=100, epochs=1, verbose=0)
             times[name].append(len(x) / (time.perf_counter() - t))
-    print(f"\nfit, IWAE-5 with a 500-pseudo-input VampPrior, 784-200-200-50, {steps} batches of 100 "
-          f"(median of {reps}):")
+    print(
+        f"\nfit, IWAE-5 with a 500-pseudo-input VampPrior, 784-200-200-50, {steps} batches of 100 "
+        f"(median of {reps}):"
+    )
     for name, t in times.items():
         print(f"  {name:22s} {statistics.median(t):8.0f} examples/s")
     med = {name: statistics.median(t) for name, t in times.items()}
@@ -132,7 +152,9 @@ def time_fit(steps, reps):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--calls", type=int, default=20, help="log_prob calls per repetition")
     p.add_argument("--steps", type=int, default=100, help="fit: batches per repetition")

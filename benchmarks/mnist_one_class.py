@@ -63,24 +63,31 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--digits", type=int, nargs="+", default=list(range(10)))
     parser.add_argument(
-        "--architecture", default="mlp", choices=["auto", "mlp", "conv"],
+        "--architecture",
+        default="mlp",
+        choices=["auto", "mlp", "conv"],
         help="default mlp: on MNIST it beat the detector's default CNN (see BENCHMARKS.md)",
     )
     parser.add_argument(
-        "--likelihood", default="auto", choices=["auto", "gaussian", "bernoulli", "student_t"],
+        "--likelihood",
+        default="auto",
+        choices=["auto", "gaussian", "bernoulli", "student_t"],
         help="auto: the detector's image default (Gaussian, fixed scale 0.1)",
     )
     parser.add_argument(
-        "--epochs", type=_epochs, default="auto",
+        "--epochs",
+        type=_epochs,
+        default="auto",
         help="'auto' (the detector's rule: about 10,000 steps with the MLP, 100 epochs here; "
-             "1,000 with the CNN) or an integer",
+        "1,000 with the CNN) or an integer",
     )
     parser.add_argument("--num-samples", type=int, default=20)
     parser.add_argument("--method", default=None)
     parser.add_argument("--test", type=int, default=10000, help="test images scored")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data-dir", default=str(REPO.parent / "shared" / "datasets"),
+        "--data-dir",
+        default=str(REPO.parent / "shared" / "datasets"),
         help="directory of mnist.npz / fashion_partial.npz (else PROBAE_DATA_DIR)",
     )
     return parser.parse_args(argv)

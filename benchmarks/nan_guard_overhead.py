@@ -17,9 +17,9 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import probae  # noqa: E402
+import probae
 
 
 def main(args):
@@ -35,12 +35,16 @@ def main(args):
             model.fit(x, batch_size=args.batch_size, epochs=1, verbose=0, stop_on_nan=guard)
             wall[guard].append((time.perf_counter() - start) / args.steps * 1e3)
             cpu[guard].append((time.process_time() - start_cpu) / args.steps * 1e3)
-    print(f"{args.steps} steps per fit, batch {args.batch_size}, {args.dim}-{args.hidden}-16 VAE, "
-          f"{args.repeats} alternating repeats; ms per step")
+    print(
+        f"{args.steps} steps per fit, batch {args.batch_size}, {args.dim}-{args.hidden}-16 VAE, "
+        f"{args.repeats} alternating repeats; ms per step"
+    )
     for label, t in (("wall", wall), ("cpu", cpu)):
         for stat in (np.median, np.min):
             off, on = stat(t[False]), stat(t[True])
-            print(f"{label} {stat.__name__:6s}: guard off {off:.3f}, on {on:.3f}, ratio {on / off:.3f}")
+            print(
+                f"{label} {stat.__name__:6s}: guard off {off:.3f}, on {on:.3f}, ratio {on / off:.3f}"
+            )
     guard = probae.StopOnNaN()
     guard.set_model(model)
     logs = {"loss": 1.0, "elbo": -1.0}

@@ -107,6 +107,7 @@ def warm_start(model, path, x_train, seed):
     path = pathlib.Path(path)
     source = keras.models.load_model(path)
     model(x_train[:2])  # build
+
     def shapes(layer):
         return [tuple(v.shape) for v in layer.weights]
 
@@ -144,7 +145,10 @@ def copy_optimizer_state(model, source):
         return
     for mine, saved in zip(ours, theirs):
         mine.assign(saved)
-    print(f"continued the saved Adam state ({int(model.optimizer.iterations.numpy())} steps)", flush=True)
+    print(
+        f"continued the saved Adam state ({int(model.optimizer.iterations.numpy())} steps)",
+        flush=True,
+    )
 
 
 def learning_rate(epoch, args):
@@ -189,8 +193,14 @@ class RunState(keras.callbacks.Callback):
             self.model.save(self.run_dir / "best.keras")
         self.model.save(self.run_dir / "last.keras")
         st.setdefault("history", []).append(
-            {"epoch": epoch + 1, "seconds": round(seconds, 2), "elbo": float(logs.get("elbo", np.nan)),
-             "val_elbo": val, "val_objective": val_objective, "lr": float(learning_rate(epoch, self.args))}
+            {
+                "epoch": epoch + 1,
+                "seconds": round(seconds, 2),
+                "elbo": float(logs.get("elbo", np.nan)),
+                "val_elbo": val,
+                "val_objective": val_objective,
+                "lr": float(learning_rate(epoch, self.args)),
+            }
         )
         (self.run_dir / "state.json").write_text(json.dumps(st, indent=1))
         print(
@@ -228,14 +238,19 @@ def record_schedule_change(state, args):
         if state["args"].get(flag) != getattr(args, flag)
     }
     if changed:
-        state.setdefault("schedule_changes", []).append({"at_epoch": state["epochs"], "changed": changed})
+        state.setdefault("schedule_changes", []).append(
+            {"at_epoch": state["epochs"], "changed": changed}
+        )
         state["args"].update({flag: new for flag, (_, new) in changed.items()})
         print(f"schedule changed {describe_changes(state)[-1]}", flush=True)
 
 
 def describe_changes(state):
     return [
-        f"at epoch {c['at_epoch']} " + ", ".join(f"--{f.replace('_', '-')} {old} -> {new}" for f, (old, new) in c["changed"].items())
+        f"at epoch {c['at_epoch']} "
+        + ", ".join(
+            f"--{f.replace('_', '-')} {old} -> {new}" for f, (old, new) in c["changed"].items()
+        )
         for c in state.get("schedule_changes", [])
     ]
 
@@ -260,8 +275,11 @@ def train(args, x_train, x_valid):
         model = make_model(args)
         if args.init_from:
             state["init_from_epochs"] = warm_start(model, args.init_from, x_train, args.seed)
-            print(f"started from the networks of {args.init_from} "
-                  f"({state['init_from_epochs']} epochs)", flush=True)
+            print(
+                f"started from the networks of {args.init_from} "
+                f"({state['init_from_epochs']} epochs)",
+                flush=True,
+            )
     if state["epochs"] < args.epochs:
         callback = RunState(args, state, parse_until(args.until))
         model.fit(
@@ -288,8 +306,12 @@ def handwritten_estimator(model, k, batch_size):
     here)."""
     enc = [layer for layer in model.encoder.network.layers if isinstance(layer, keras.layers.Dense)]
     dec = [layer for layer in model.decoder.network.layers if isinstance(layer, keras.layers.Dense)]
-    enc_w = [(l.kernel, l.bias) for l in enc] + [(model.encoder.head.kernel, model.encoder.head.bias)]
-    dec_w = [(l.kernel, l.bias) for l in dec] + [(model.decoder.head.kernel, model.decoder.head.bias)]
+    enc_w = [(layer.kernel, layer.bias) for layer in enc] + [
+        (model.encoder.head.kernel, model.encoder.head.bias)
+    ]
+    dec_w = [(layer.kernel, layer.bias) for layer in dec] + [
+        (model.decoder.head.kernel, model.decoder.head.bias)
+    ]
     act = keras.activations.get(model.encoder.activation)
     d = model.latent_dim
     min_scale = model.encoder.min_scale
@@ -310,7 +332,10 @@ def handwritten_estimator(model, k, batch_size):
         for w, b in dec_w[:-1]:
             h = act(h @ w + b)
         logits = tf.reshape(h @ dec_w[-1][0] + dec_w[-1][1], [k, -1, 784])
-        log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(tf.broadcast_to(x, tf.shape(logits)), logits), -1)
+        log_px = -tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(tf.broadcast_to(x, tf.shape(logits)), logits),
+            -1,
+        )
         return tf.reduce_logsumexp(log_px + log_p - log_q, 0) - math.log(k)
 
     def run(x):
@@ -374,8 +399,25 @@ def write_benchmarks(path, row):
     print(f"wrote a row to {path}", flush=True)
 
 
-TRAIN_FLAGS = ("model", "k", "prior", "components", "hidden", "latent", "activation", "epochs",
-               "batch_size", "lr", "schedule", "decay", "decay_epochs", "min_lr", "warmup", "seed", "init_from")
+TRAIN_FLAGS = (
+    "model",
+    "k",
+    "prior",
+    "components",
+    "hidden",
+    "latent",
+    "activation",
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "decay",
+    "decay_epochs",
+    "min_lr",
+    "warmup",
+    "seed",
+    "init_from",
+)
 
 
 def training_command(args):
@@ -390,7 +432,9 @@ def training_command(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", choices=("vae", "iwae"), default="vae")
     p.add_argument("--k", type=int, default=5, help="IWAE training samples (5 or 50)")
     p.add_argument("--prior", choices=("standard", "mog", "vamp"), default="standard")
@@ -398,36 +442,69 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
     p.add_argument("--latent", type=int, default=50)
     p.add_argument("--activation", default="tanh")
-    p.add_argument("--epochs", type=int, default=100, help="total epochs (a resumed run continues to it)")
+    p.add_argument(
+        "--epochs", type=int, default=100, help="total epochs (a resumed run continues to it)"
+    )
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--schedule", choices=("constant", "exponential", "cosine"), default="exponential")
-    p.add_argument("--decay", type=float, default=0.5, help="exponential: factor per --decay-epochs")
+    p.add_argument(
+        "--schedule", choices=("constant", "exponential", "cosine"), default="exponential"
+    )
+    p.add_argument(
+        "--decay", type=float, default=0.5, help="exponential: factor per --decay-epochs"
+    )
     p.add_argument("--decay-epochs", type=float, default=100.0)
     p.add_argument("--min-lr", type=float, default=1e-5)
-    p.add_argument("--warmup", type=int, default=0, help="VAE: epochs of linear KL warm-up (0: none)")
+    p.add_argument(
+        "--warmup", type=int, default=0, help="VAE: epochs of linear KL warm-up (0: none)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init-from", default=None,
-                   help="a saved model (.keras) whose encoder and decoder start this run (same networks)")
-    p.add_argument("--run-dir", default=None, help="checkpoints (default runs/nll_binarized_mnist/<model>)")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="a saved model (.keras) whose encoder and decoder start this run (same networks)",
+    )
+    p.add_argument(
+        "--run-dir", default=None, help="checkpoints (default runs/nll_binarized_mnist/<model>)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from --run-dir/last.keras")
-    p.add_argument("--until", default=None, help="HH:MM (machine clock, its next occurrence): stop training after the epoch running then")
+    p.add_argument(
+        "--until",
+        default=None,
+        help="HH:MM (machine clock, its next occurrence): stop training after the epoch running then",
+    )
     p.add_argument("--no-eval", action="store_true", help="train only")
     p.add_argument("--eval-k", type=int, default=5000)
-    p.add_argument("--eval-n", type=int, default=None, help="evaluate on the first n test images only")
+    p.add_argument(
+        "--eval-n", type=int, default=None, help="evaluate on the first n test images only"
+    )
     p.add_argument("--eval-batch-size", type=int, default=None)
-    p.add_argument("--eval-minutes", type=float, default=None,
-                   help="evaluate the first n test images, n as large as fits this budget at the measured speed")
-    p.add_argument("--time-n", type=int, default=200, help="images for the speed comparison (0: skip)")
-    p.add_argument("--time-k", type=int, default=None, help="k of the speed comparison (default --eval-k)")
-    p.add_argument("--baseline-images", type=int, default=1,
-                   help="images per call of the hand-written estimator (all k samples at once)")
+    p.add_argument(
+        "--eval-minutes",
+        type=float,
+        default=None,
+        help="evaluate the first n test images, n as large as fits this budget at the measured speed",
+    )
+    p.add_argument(
+        "--time-n", type=int, default=200, help="images for the speed comparison (0: skip)"
+    )
+    p.add_argument(
+        "--time-k", type=int, default=None, help="k of the speed comparison (default --eval-k)"
+    )
+    p.add_argument(
+        "--baseline-images",
+        type=int,
+        default=1,
+        help="images per call of the hand-written estimator (all k samples at once)",
+    )
     p.add_argument("--write-benchmarks", nargs="?", const=str(REPO / "BENCHMARKS.md"), default=None)
     p.add_argument("--machine", default=None, help="machine description for the table")
     args = p.parse_args(argv)
     if args.run_dir is None:
         args.run_dir = str(REPO / "runs" / "nll_binarized_mnist" / f"{args.model}_{args.prior}")
-    command = "python benchmarks/nll_binarized_mnist.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/nll_binarized_mnist.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
 
     keras.utils.set_random_seed(args.seed)
     x_train, x_valid, x_test = probae.datasets.load_binarized_mnist()
@@ -443,8 +520,11 @@ def main(argv=None):
         return
     t_ref = t_probae = None
     if args.time_n and (trained["prior"] != "standard" or trained["activation"] == "glu"):
-        print("speed comparison skipped: the hand-written estimator assumes the N(0, I) prior and "
-              "ungated layers", flush=True)
+        print(
+            "speed comparison skipped: the hand-written estimator assumes the N(0, I) prior and "
+            "ungated layers",
+            flush=True,
+        )
     elif args.time_n:
         t_ref, t_probae = time_comparison(
             model, x_test[: args.time_n], args.time_k or args.eval_k, args.baseline_images
@@ -459,7 +539,12 @@ def main(argv=None):
     x_eval = x_test[:eval_n]
     t = time.perf_counter()
     res = probae.evaluate_likelihood(
-        model, x_eval, num_samples=args.eval_k, batch_size=args.eval_batch_size, seed=args.seed, verbose=1
+        model,
+        x_eval,
+        num_samples=args.eval_k,
+        batch_size=args.eval_batch_size,
+        seed=args.seed,
+        verbose=1,
     )
     eval_seconds = time.perf_counter() - t
     nll = -res["log_likelihood"]
@@ -471,14 +556,20 @@ def main(argv=None):
     )
     if args.write_benchmarks:
         machine = args.machine or f"{platform.machine()} CPU, {os.cpu_count()} cores"
-        name = f"probae {trained['model'].upper()}" + (f" k={trained['k']}" if trained["model"] == "iwae" else "")
-        name += (f", prior {trained['prior']}, {'-'.join(map(str, trained['hidden']))}-{trained['latent']} "
-                 f"{trained['activation']}")
+        name = f"probae {trained['model'].upper()}" + (
+            f" k={trained['k']}" if trained["model"] == "iwae" else ""
+        )
+        name += (
+            f", prior {trained['prior']}, {'-'.join(map(str, trained['hidden']))}-{trained['latent']} "
+            f"{trained['activation']}"
+        )
         before = ""
         if trained.get("init_from"):
             before = f", after {state.get('init_from_epochs')} epochs of {trained['init_from']}"
         before += "".join(f"; schedule changed {text}" for text in describe_changes(state))
-        speed = "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
+        speed = (
+            "" if t_ref is None else f"; IS speed probae / hand-written = {t_probae / t_ref:.2f}"
+        )
         row = (
             f"| {name} | **{nll:.2f} +- {res['stderr']:.2f}** | {state['epochs']} (best valid at "
             f"{state.get('best_epoch')}){before} | {state['train_seconds'] / 60:.0f} min | k={args.eval_k} on "

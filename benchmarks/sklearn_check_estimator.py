@@ -24,7 +24,9 @@ def main():
         on_fail=None,
     )
     for r in results:
-        why = "" if r["status"] == "passed" else f"  {str(r.get('exception')).splitlines()[0][:200]}"
+        why = (
+            "" if r["status"] == "passed" else f"  {str(r.get('exception')).splitlines()[0][:200]}"
+        )
         print(f"{r['check_name']}: {r['status']}{why}")
     counts = {s: sum(r["status"] == s for r in results) for s in ("passed", "skipped", "failed")}
     print(counts, f"{time.perf_counter() - start:.0f} s")

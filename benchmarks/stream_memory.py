@@ -50,11 +50,20 @@ def child(mode, directory, steps):
         files = sorted(f for f in os.listdir(directory) if f.endswith(".npy"))
         x = np.concatenate([np.load(os.path.join(directory, f)) for f in files])
         hist = model.fit(x, batch_size=100, epochs=1, verbose=0, steps_per_epoch=steps)
-    print("RESULT " + json.dumps({
-        "mode": mode, "peak_before_mb": before, "peak_after_mb": peak_mb(),
-        "growth_mb": peak_mb() - before, "seconds": time.perf_counter() - t0,
-        "loss": hist.history["loss"][-1],
-    }), flush=True)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "mode": mode,
+                "peak_before_mb": before,
+                "peak_after_mb": peak_mb(),
+                "growth_mb": peak_mb() - before,
+                "seconds": time.perf_counter() - t0,
+                "loss": hist.history["loss"][-1],
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv=None):
@@ -75,9 +84,13 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     for i, start in enumerate(range(0, args.rows, args.rows_per_shard)):
         rows = min(args.rows_per_shard, args.rows - start)
-        np.save(os.path.join(directory, f"shard-{i:05d}.npy"),
-                (rng.random((rows, 784)) < 0.13).astype(np.float32))
-    size_mb = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)) / 2**20
+        np.save(
+            os.path.join(directory, f"shard-{i:05d}.npy"),
+            (rng.random((rows, 784)) < 0.13).astype(np.float32),
+        )
+    size_mb = (
+        sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)) / 2**20
+    )
     print(f"data on disk: {args.rows} x 784 float32 = {size_mb:.0f} MB in {directory}")
     results = {"data_mb": size_mb}
     for mode in ("stream", "memory"):
@@ -87,9 +100,11 @@ def main(argv=None):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         res = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
         results[mode] = res
-        print(f"{mode:7s}: peak RSS {res['peak_before_mb']:.0f} MB after warm-up -> "
-              f"{res['peak_after_mb']:.0f} MB after the epoch (growth {res['growth_mb']:.0f} MB, "
-              f"{res['seconds']:.0f} s)")
+        print(
+            f"{mode:7s}: peak RSS {res['peak_before_mb']:.0f} MB after warm-up -> "
+            f"{res['peak_after_mb']:.0f} MB after the epoch (growth {res['growth_mb']:.0f} MB, "
+            f"{res['seconds']:.0f} s)"
+        )
     print(json.dumps(results))
     if not args.dir:
         import shutil

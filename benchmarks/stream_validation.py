@@ -15,7 +15,9 @@ import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets")
+_SHARED = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets"
+)
 if "PROBAE_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
     os.environ["PROBAE_DATA_DIR"] = os.path.abspath(_SHARED)
 

@@ -63,7 +63,9 @@ import time
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets")
+_SHARED = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets"
+)
 if "PROBAE_DATA_DIR" not in os.environ and os.path.isdir(_SHARED):
     os.environ["PROBAE_DATA_DIR"] = os.path.abspath(_SHARED)
 
@@ -94,32 +96,59 @@ def _wait_policy(name):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="mlp,conv", help="comma-separated: mlp, conv")
-    p.add_argument("--steps", type=int, default=None,
-                   help="steps (batches of 100) per timed epoch; default: the full 50,000 images")
-    p.add_argument("--conv-steps", type=int, default=None,
-                   help="steps per timed epoch for the conv model (default: --steps)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="steps (batches of 100) per timed epoch; default: the full 50,000 images",
+    )
+    p.add_argument(
+        "--conv-steps",
+        type=int,
+        default=None,
+        help="steps per timed epoch for the conv model (default: --steps)",
+    )
     p.add_argument("--reps", type=int, default=5, help="interleaved repetitions (median reported)")
-    p.add_argument("--threads", type=int, default=2,
-                   help="the most threads a contestant may use: settings with 1 and with this "
-                        "many are tried")
-    p.add_argument("--tf-threads", type=_pairs(int), default=None,
-                   help="comma-separated INTRA:INTER thread counts tried for the TensorFlow "
-                        "contestants (default: every pair of 1 and --threads)")
-    p.add_argument("--torch-settings", type=_pairs(_wait_policy), default=None,
-                   help="comma-separated THREADS:WAIT settings tried for the PyTorch loop, WAIT "
-                        "one of default (OMP_WAIT_POLICY unset), PASSIVE, ACTIVE (default: "
-                        "1 and --threads threads, each with the three)")
-    p.add_argument("--select-reps", type=int, default=3,
-                   help="interleaved epochs per setting in the selection phase (median used)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="the most threads a contestant may use: settings with 1 and with this many are tried",
+    )
+    p.add_argument(
+        "--tf-threads",
+        type=_pairs(int),
+        default=None,
+        help="comma-separated INTRA:INTER thread counts tried for the TensorFlow "
+        "contestants (default: every pair of 1 and --threads)",
+    )
+    p.add_argument(
+        "--torch-settings",
+        type=_pairs(_wait_policy),
+        default=None,
+        help="comma-separated THREADS:WAIT settings tried for the PyTorch loop, WAIT "
+        "one of default (OMP_WAIT_POLICY unset), PASSIVE, ACTIVE (default: "
+        "1 and --threads threads, each with the three)",
+    )
+    p.add_argument(
+        "--select-reps",
+        type=int,
+        default=3,
+        help="interleaved epochs per setting in the selection phase (median used)",
+    )
     p.add_argument("--xla", default="both", choices=["off", "on", "both"])
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch loop")
     p.add_argument("--no-ll", action="store_true", help="skip the log_likelihood benchmark")
     p.add_argument("--ll-examples", type=int, default=500)
     p.add_argument("--ll-samples", type=int, default=1000)
-    p.add_argument("--spe", type=int, default=1,
-                   help="also time fit compiled with this explicit steps_per_execution "
-                        "(default 1: Keras' per-batch loop; 0: skip). probae's default is "
-                        "'auto' (10 when every callback supports it)")
+    p.add_argument(
+        "--spe",
+        type=int,
+        default=1,
+        help="also time fit compiled with this explicit steps_per_execution "
+        "(default 1: Keras' per-batch loop; 0: skip). probae's default is "
+        "'auto' (10 when every callback supports it)",
+    )
     p.add_argument("--json", default=None, help="write the results to this file")
     args = p.parse_args(argv)
     counts = sorted({1, args.threads})
@@ -140,8 +169,11 @@ def setup_tf(intra, inter):
 
 
 def glorot(tf, shape, rng):
-    fan_in, fan_out = (shape[0], shape[1]) if len(shape) == 2 else (
-        shape[0] * shape[1] * shape[2], shape[0] * shape[1] * shape[3])
+    fan_in, fan_out = (
+        (shape[0], shape[1])
+        if len(shape) == 2
+        else (shape[0] * shape[1] * shape[2], shape[0] * shape[1] * shape[3])
+    )
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return tf.Variable(rng.uniform(-limit, limit, size=shape).astype(np.float32))
 
@@ -177,8 +209,8 @@ class HandConv:
 
     def __init__(self, tf, rng, latent=16):
         self.tf = tf
-        v = lambda shape: glorot(tf, shape, rng)  # noqa: E731
-        zeros = lambda n: tf.Variable(tf.zeros([n]))  # noqa: E731
+        v = lambda shape: glorot(tf, shape, rng)
+        zeros = lambda n: tf.Variable(tf.zeros([n]))
         self.c1, self.c1b = v((3, 3, 1, 32)), zeros(32)
         self.c2, self.c2b = v((3, 3, 32, 64)), zeros(64)
         self.e1, self.e1b = v((7 * 7 * 64, 256)), zeros(256)
@@ -189,9 +221,26 @@ class HandConv:
         self.t1, self.t1b = v((3, 3, 64, 64)), zeros(64)
         self.t2, self.t2b = v((3, 3, 32, 64)), zeros(32)
         self.h, self.hb = v((3, 3, 32, 1)), zeros(1)
-        self.variables = [self.c1, self.c1b, self.c2, self.c2b, self.e1, self.e1b, self.e2,
-                          self.e2b, self.d1, self.d1b, self.d2, self.d2b, self.t1, self.t1b,
-                          self.t2, self.t2b, self.h, self.hb]
+        self.variables = [
+            self.c1,
+            self.c1b,
+            self.c2,
+            self.c2b,
+            self.e1,
+            self.e1b,
+            self.e2,
+            self.e2b,
+            self.d1,
+            self.d1b,
+            self.d2,
+            self.d2b,
+            self.t1,
+            self.t1b,
+            self.t2,
+            self.t2b,
+            self.h,
+            self.hb,
+        ]
 
     def encode(self, x):
         tf = self.tf
@@ -286,8 +335,14 @@ class ProbaeTrainer:
         if kind == "mlp":
             self.model = probae.VAE((784,), 50, hidden_units=(200, 200), activation="tanh")
         else:
-            self.model = probae.VAE((28, 28, 1), 16, architecture="conv", hidden_units=(256,),
-                                    filters=(32, 64), activation="relu")
+            self.model = probae.VAE(
+                (28, 28, 1),
+                16,
+                architecture="conv",
+                hidden_units=(256,),
+                filters=(32, 64),
+                activation="relu",
+            )
         compile_kwargs = {} if jit is None else {"jit_compile": jit}
         if steps_per_execution is not None:  # None: probae's default ("auto")
             compile_kwargs["steps_per_execution"] = steps_per_execution
@@ -326,21 +381,36 @@ class TorchTrainer:
         torch.manual_seed(seed)
         self.torch = torch
         if kind == "mlp":
-            self.enc = nn.Sequential(nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200),
-                                     nn.Tanh(), nn.Linear(200, 100))
-            self.dec = nn.Sequential(nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200),
-                                     nn.Tanh(), nn.Linear(200, 784))
+            self.enc = nn.Sequential(
+                nn.Linear(784, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(), nn.Linear(200, 100)
+            )
+            self.dec = nn.Sequential(
+                nn.Linear(50, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(), nn.Linear(200, 784)
+            )
             self.data = torch.from_numpy(x)
         else:
             self.enc = nn.Sequential(
-                nn.Conv2d(1, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
-                nn.Flatten(), nn.Linear(7 * 7 * 64, 256), nn.ReLU(), nn.Linear(256, 32))
+                nn.Conv2d(1, 32, 3, 2, 1),
+                nn.ReLU(),
+                nn.Conv2d(32, 64, 3, 2, 1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(7 * 7 * 64, 256),
+                nn.ReLU(),
+                nn.Linear(256, 32),
+            )
             self.dec = nn.Sequential(
-                nn.Linear(16, 256), nn.ReLU(), nn.Linear(256, 7 * 7 * 64), nn.ReLU(),
+                nn.Linear(16, 256),
+                nn.ReLU(),
+                nn.Linear(256, 7 * 7 * 64),
+                nn.ReLU(),
                 nn.Unflatten(1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1), nn.ReLU(),
-                nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1), nn.ReLU(),
-                nn.Conv2d(32, 1, 3, 1, 1))
+                nn.ConvTranspose2d(64, 64, 3, 2, 1, output_padding=1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(64, 32, 3, 2, 1, output_padding=1),
+                nn.ReLU(),
+                nn.Conv2d(32, 1, 3, 1, 1),
+            )
             self.data = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
         params = list(self.enc.parameters()) + list(self.dec.parameters())
         self.opt = torch.optim.Adam(params, lr=1e-3)
@@ -355,7 +425,9 @@ class TorchTrainer:
             scale = F.softplus(raw) + 1e-4
             z = loc + scale * torch.randn_like(loc)
             logits = self.dec(z)
-            log_px = -F.binary_cross_entropy_with_logits(logits, xb, reduction="none").flatten(1).sum(-1)
+            log_px = (
+                -F.binary_cross_entropy_with_logits(logits, xb, reduction="none").flatten(1).sum(-1)
+            )
             kl = (0.5 * (loc**2 + scale**2) - scale.log() - 0.5).sum(-1)
             loss = -(log_px - kl).mean()
             self.opt.zero_grad(set_to_none=True)
@@ -381,7 +453,8 @@ def build_tf(path, kind, intra, inter, jits, spe):
         contestants[f"tf loop ({tag})"] = HandTrainer(tf, kind, x, jit)
     if spe > 0:
         contestants[f"probae fit (graph, spe={spe})"] = ProbaeTrainer(
-            tf, kind, x, False, steps_per_execution=spe)
+            tf, kind, x, False, steps_per_execution=spe
+        )
     return contestants
 
 
@@ -462,11 +535,16 @@ def start_workers(stack, path, kind, args, jits, use_torch):
     workers = {}
     for intra, inter in args.tf_threads:
         workers[f"intra={intra} inter={inter}"] = Worker(
-            {}, build_tf, path, kind, intra, inter, jits, args.spe)
+            {}, build_tf, path, kind, intra, inter, jits, args.spe
+        )
     for threads, wait in args.torch_settings if use_torch else []:
         workers[f"threads={threads} wait={wait}"] = Worker(
-            {"OMP_WAIT_POLICY": None if wait == "default" else wait}, build_torch, path, kind,
-            threads)
+            {"OMP_WAIT_POLICY": None if wait == "default" else wait},
+            build_torch,
+            path,
+            kind,
+            threads,
+        )
     for worker in workers.values():
         stack.callback(worker.close)
     options = {}
@@ -485,8 +563,10 @@ class HandLogLikelihood:
         self.batch, self.chunk, self.k = batch, chunk, k
         enc, dec = model.encoder, model.decoder
         # Reuse probae's trained weights so both estimators compute the same numbers.
-        weights = [tf.constant(v.numpy()) for v in enc.network.weights + enc.head.weights
-                   + dec.network.weights + dec.head.weights]
+        weights = [
+            tf.constant(v.numpy())
+            for v in enc.network.weights + enc.head.weights + dec.network.weights + dec.head.weights
+        ]
         self.enc_w, self.dec_w = weights[:6], weights[6:]
         log2pi = math.log(2 * math.pi)
 
@@ -503,8 +583,12 @@ class HandLogLikelihood:
             eps = tf.random.stateless_normal(tf.concat([[self.chunk], tf.shape(loc)], 0), seed)
             z = loc + scale * eps
             logits = mlp(tf.reshape(z, [-1, tf.shape(loc)[-1]]), self.dec_w)
-            log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.tile(xb, [self.chunk, 1]), logits=logits), -1)
+            log_px = -tf.reduce_sum(
+                tf.nn.sigmoid_cross_entropy_with_logits(
+                    labels=tf.tile(xb, [self.chunk, 1]), logits=logits
+                ),
+                -1,
+            )
             log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log2pi, -1)
             log_qz = -tf.reduce_sum(0.5 * tf.square(eps) + 0.5 * log2pi + tf.math.log(scale), -1)
             return tf.reduce_logsumexp(tf.reshape(log_px, [self.chunk, -1]) + log_pz - log_qz, 0)
@@ -516,7 +600,7 @@ class HandLogLikelihood:
         out = []
         n_chunks = math.ceil(self.k / self.chunk)
         for b, start in enumerate(range(0, len(x), self.batch)):
-            xb = tf.constant(x[start:start + self.batch])
+            xb = tf.constant(x[start : start + self.batch])
             parts = [self.fn(xb, tf.constant([seed + b, c], tf.int32)) for c in range(n_chunks)]
             out.append(tf.reduce_logsumexp(tf.stack(parts), 0) - math.log(n_chunks * self.chunk))
         return tf.concat(out, 0).numpy()
@@ -536,25 +620,32 @@ def interleave(contestants, reps, work):
             out = work(name, obj)
             times[name].append(out or (time.perf_counter() - t0, time.process_time() - c0))
         line = f"rep {r + 1}/{reps}: " + ", ".join(
-            f"{n} {times[n][-1][0]:.2f}s" for n in contestants)
-        print(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="      "),
-              flush=True)
+            f"{n} {times[n][-1][0]:.2f}s" for n in contestants
+        )
+        print(textwrap.fill(line, 100, initial_indent="  ", subsequent_indent="      "), flush=True)
     return times
 
 
 def medians(times, n):
     """Median examples per wall second and per CPU second."""
-    return ({k: n / statistics.median(w for w, _ in t) for k, t in times.items()},
-            {k: n / statistics.median(c for _, c in t) for k, t in times.items()})
+    return (
+        {k: n / statistics.median(w for w, _ in t) for k, t in times.items()},
+        {k: n / statistics.median(c for _, c in t) for k, t in times.items()},
+    )
 
 
 def machine():
     import tensorflow as tf
 
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "tensorflow": tf.__version__}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__,
+    }
     try:
         import keras
+
         info["keras"] = keras.__version__
     except ImportError:
         pass
@@ -574,21 +665,29 @@ def choose_settings(options, steps, reps):
     ``{contestant: {setting: {examples_per_s, examples_per_cpu_s, seconds}}}`` for the
     contestants that had more than one setting to try.
     """
-    pairs = {(name, setting): worker for name, by_setting in options.items()
-             if len(by_setting) > 1 for setting, worker in by_setting.items()}
+    pairs = {
+        (name, setting): worker
+        for name, by_setting in options.items()
+        if len(by_setting) > 1
+        for setting, worker in by_setting.items()
+    }
     best = {name: next(iter(by_setting)) for name, by_setting in options.items()}
     if not pairs:
         return best, {}
-    print(f"  selection: {reps} epochs of each of {len(pairs)} (contestant, setting) pairs",
-          flush=True)
+    print(
+        f"  selection: {reps} epochs of each of {len(pairs)} (contestant, setting) pairs",
+        flush=True,
+    )
     labelled = {f"{name} [{setting}]": (worker, name) for (name, setting), worker in pairs.items()}
     times = interleave(labelled, reps, lambda label, job: job[0].call(job[1], "epoch", steps))
     wall, cpu = medians(times, steps * BATCH)
     tried = {}
     for (name, setting), label in zip(pairs, labelled):
         tried.setdefault(name, {})[setting] = {
-            "examples_per_s": wall[label], "examples_per_cpu_s": cpu[label],
-            "seconds": times[label]}
+            "examples_per_s": wall[label],
+            "examples_per_cpu_s": cpu[label],
+            "seconds": times[label],
+        }
     for name, by_setting in tried.items():
         best[name] = max(by_setting, key=lambda s: by_setting[s]["examples_per_s"])
     return best, tried
@@ -603,8 +702,10 @@ def print_training(wall, cpu, best, tried, args):
     for n, by_setting in tried.items():
         for i, (setting, r) in enumerate(by_setting.items()):
             mark = "*" if setting == best[n] else " "
-            print(f"  {n if i == 0 else '':32s}{mark}{setting:22s} {r['examples_per_s']:9.0f} "
-                  f"{r['examples_per_cpu_s']:9.0f}")
+            print(
+                f"  {n if i == 0 else '':32s}{mark}{setting:22s} {r['examples_per_s']:9.0f} "
+                f"{r['examples_per_cpu_s']:9.0f}"
+            )
 
 
 def main(argv=None):
@@ -629,7 +730,8 @@ def main(argv=None):
         np.save(path, x_train)
         for kind in models:
             results["train"][kind], results["ratios"][kind] = bench_training(
-                kind, path, x_train, tf, args, jits, use_torch)
+                kind, path, x_train, tf, args, jits, use_torch
+            )
 
     if not args.no_ll and "mlp" in models:
         results["log_likelihood"] = bench_log_likelihood(tf, x_train, x_test, args, jits)
@@ -637,8 +739,10 @@ def main(argv=None):
             results["ratios"].setdefault("log_likelihood", {})[k] = v
 
     results["machine"]["load_avg_end"] = os.getloadavg()
-    print("\n== ratios (examples/s, medians, each contestant under its best setting; "
-          "> 1 means probae is faster) ==")
+    print(
+        "\n== ratios (examples/s, medians, each contestant under its best setting; "
+        "> 1 means probae is faster) =="
+    )
     for group, rs in results["ratios"].items():
         for name, r in rs.items():
             print(f"  {group:15s} {name:34s} {r:6.3f}")
@@ -668,35 +772,50 @@ def bench_training(kind, path, x_train, tf, args, jits, use_torch):
                 worker.close()  # no contestant chose this setting
         contestants = {name: (options[name][best[name]], name) for name in options}
         print("  timed phase, each contestant under its best setting", flush=True)
-        times = interleave(contestants, args.reps,
-                           lambda name, job: job[0].call(job[1], "epoch", steps))
-        setup = {n: statistics.median(w.call(n, "setup_s")) for n, (w, _) in contestants.items()
-                 if n.startswith("probae fit")}
+        times = interleave(
+            contestants, args.reps, lambda name, job: job[0].call(job[1], "epoch", steps)
+        )
+        setup = {
+            n: statistics.median(w.call(n, "setup_s"))
+            for n, (w, _) in contestants.items()
+            if n.startswith("probae fit")
+        }
     wall, cpu = medians(times, steps * BATCH)
     x = x_train if kind == "mlp" else x_train.reshape(-1, 28, 28, 1)
     default_jit = ProbaeTrainer(tf, kind, x[:BATCH], None).jit
-    train = {"examples_per_s": wall, "examples_per_cpu_s": cpu, "seconds": times,
-             "setting": best, "settings_tried": tried, "fit_setup_s": setup,
-             "default_jit_compile": default_jit}
+    train = {
+        "examples_per_s": wall,
+        "examples_per_cpu_s": cpu,
+        "seconds": times,
+        "setting": best,
+        "settings_tried": tried,
+        "fit_setup_s": setup,
+        "default_jit_compile": default_jit,
+    }
     print_training(wall, cpu, best, tried, args)
-    print("  probae fit set-up per call (excluded above): "
-          + ", ".join(f"{n} {v:.2f}s" for n, v in setup.items()))
+    print(
+        "  probae fit set-up per call (excluded above): "
+        + ", ".join(f"{n} {v:.2f}s" for n, v in setup.items())
+    )
     print(f"  probae's default: jit_compile={default_jit}")
     ratios = {}
     for jit in jits:
         tag = "xla" if jit else "graph"
         for label, speed in (("wall", wall), ("cpu", cpu)):
             ratios[f"probae/tf ({tag}, {label})"] = (
-                speed[f"probae fit ({tag})"] / speed[f"tf loop ({tag})"])
+                speed[f"probae fit ({tag})"] / speed[f"tf loop ({tag})"]
+            )
     if args.spe > 0 and False in jits:
         for label, speed in (("wall", wall), ("cpu", cpu)):
             ratios[f"probae spe={args.spe}/tf (graph, {label})"] = (
-                speed[f"probae fit (graph, spe={args.spe})"] / speed["tf loop (graph)"])
+                speed[f"probae fit (graph, spe={args.spe})"] / speed["tf loop (graph)"]
+            )
     if use_torch:
         dtag = "xla" if default_jit and True in jits else "graph"
         for label, speed in (("wall", wall), ("cpu", cpu)):
             ratios[f"probae default/torch ({label})"] = (
-                speed[f"probae fit ({dtag})"] / speed["torch loop"])
+                speed[f"probae fit ({dtag})"] / speed["torch loop"]
+            )
             best_fit = max(v for n, v in speed.items() if n.startswith("probae fit"))
             ratios[f"probae best/torch ({label})"] = best_fit / speed["torch loop"]
     return train, ratios
@@ -719,29 +838,38 @@ def bench_log_likelihood(tf, x_train, x_test, args, jits):
     contestants = {"probae log_likelihood": None}
     for jit in jits:
         contestants[f"hand-written ({'xla' if jit else 'graph'})"] = HandLogLikelihood(
-            tf, model, batch, chunk, k, jit)
+            tf, model, batch, chunk, k, jit
+        )
     est = {}
 
     def work(name, obj):
         est[name] = model.log_likelihood(x, num_samples=k, seed=1) if obj is None else obj(x, 1)
 
     work("probae log_likelihood", None)  # warm-up
-    for name, obj in contestants.items():
+    for obj in contestants.values():
         if obj is not None:
             obj(x[:batch], 1)
     times = interleave(contestants, args.reps, work)
     speed, cpu = medians(times, n)
     for name, v in speed.items():
-        print(f"  {name:42s} {v:9.1f} ex/s {cpu[name]:9.1f} ex/cpu-s   mean estimate "
-              f"{est[name].mean():.2f} nats")
+        print(
+            f"  {name:42s} {v:9.1f} ex/s {cpu[name]:9.1f} ex/cpu-s   mean estimate "
+            f"{est[name].mean():.2f} nats"
+        )
     ratios = {}
     for jit in jits:
         tag = "xla" if jit else "graph"
         for label, sp in (("wall", speed), ("cpu", cpu)):
             ratios[f"probae/hand-written ({tag}, {label})"] = (
-                sp["probae log_likelihood"] / sp[f"hand-written ({tag})"])
-    return {"examples_per_s": speed, "examples_per_cpu_s": cpu, "seconds": times, "ratios": ratios,
-            "mean_estimate": {name: float(e.mean()) for name, e in est.items()}}
+                sp["probae log_likelihood"] / sp[f"hand-written ({tag})"]
+            )
+    return {
+        "examples_per_s": speed,
+        "examples_per_cpu_s": cpu,
+        "seconds": times,
+        "ratios": ratios,
+        "mean_estimate": {name: float(e.mean()) for name, e in est.items()},
+    }
 
 
 if __name__ == "__main__":

@@ -9,18 +9,30 @@ from probae.datasets import DatasetNotFoundError
 
 def parser(doc, epochs, out, dataset="mnist"):
     """An argparse parser with the options every example has."""
-    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=doc.strip().splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--epochs", type=int, default=epochs, help="training epochs")
     p.add_argument("--out", default=out, help="output directory for figures")
     if dataset is not None:
-        p.add_argument("--dataset", default=dataset, choices=probae.datasets.DATASETS,
-                       help="digits (8 x 8, bundled with scikit-learn) works offline")
-    p.add_argument("--data-dir", default=None,
-                   help="directory holding the dataset files (default: $PROBAE_DATA_DIR, "
-                        "else download)")
-    p.add_argument("--max-examples", type=int, default=None,
-                   help="use only this many training and test examples (quick runs)")
+        p.add_argument(
+            "--dataset",
+            default=dataset,
+            choices=probae.datasets.DATASETS,
+            help="digits (8 x 8, bundled with scikit-learn) works offline",
+        )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory holding the dataset files (default: $PROBAE_DATA_DIR, else download)",
+    )
+    p.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        help="use only this many training and test examples (quick runs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="progress output")
     return p
@@ -55,7 +67,9 @@ def load_dataset(args, flatten=False, offline_hint=True):
     except (DatasetNotFoundError, ValueError) as err:
         hint = " Or run offline with --dataset digits." if offline_hint else ""
         message = str(err).replace("pass data_dir=...", "pass --data-dir DIR")
-        message = message.replace("data_dir must", "--data-dir must").replace("data_dir=", "--data-dir ")
+        message = message.replace("data_dir must", "--data-dir must").replace(
+            "data_dir=", "--data-dir "
+        )
         error(f"{message}{hint}")
         return None
 
@@ -67,8 +81,11 @@ def load(args, flatten=False, binarize=False, labels=False, offline_hint=True):
     ``offline_hint``: the message suggests ``--dataset digits``.
     """
     if labels and args.dataset == "binarized_mnist":
-        print("error: this example needs labels, which binarized_mnist lacks: use --dataset "
-              "mnist (binarised here) or digits.", file=sys.stderr)
+        print(
+            "error: this example needs labels, which binarized_mnist lacks: use --dataset "
+            "mnist (binarised here) or digits.",
+            file=sys.stderr,
+        )
         return None
     data = load_dataset(args, flatten, offline_hint)
     if data is None:

@@ -36,31 +36,43 @@ def main(args):
     x_normal = x_train[y_train == args.normal_class]
     print(f"training on {len(x_normal)} images of digit {args.normal_class}")
 
-    model = probae.VAE(x_train.shape[1:], latent_dim=args.latent_dim, architecture="mlp",
-                       hidden_units=(256, 128))
+    model = probae.VAE(
+        x_train.shape[1:], latent_dim=args.latent_dim, architecture="mlp", hidden_units=(256, 128)
+    )
     model.compile(keras.optimizers.Adam(1e-3))
     model.fit(x_normal, epochs=args.epochs, batch_size=64, verbose=args.verbose)
 
     x_eval, y_eval = x_test[: args.test_examples], y_test[: args.test_examples]
-    scores = probae.anomaly_scores(model, x_eval, method="log_likelihood", seed=0,
-                                   num_samples=args.num_samples)
+    scores = probae.anomaly_scores(
+        model, x_eval, method="log_likelihood", seed=0, num_samples=args.num_samples
+    )
     is_normal = y_eval == args.normal_class
     os.makedirs(args.out, exist_ok=True)
-    plotting.plot_anomaly_scores(scores[is_normal], scores[~is_normal],
-                                 path=os.path.join(args.out, "scores_roc.png"))
+    plotting.plot_anomaly_scores(
+        scores[is_normal], scores[~is_normal], path=os.path.join(args.out, "scores_roc.png")
+    )
     auroc = float(roc_auc_score(~is_normal, scores))
-    print(f"AUROC, digit {args.normal_class} against the rest: {auroc:.3f} "
-          f"({is_normal.sum()} normal, {(~is_normal).sum()} anomalous test images)")
+    print(
+        f"AUROC, digit {args.normal_class} against the rest: {auroc:.3f} "
+        f"({is_normal.sum()} normal, {(~is_normal).sum()} anomalous test images)"
+    )
 
     order = np.argsort(scores)
     shown = np.concatenate([order[:3], order[-3:]])  # 3 most normal, 3 most anomalous
-    pixel_scores = probae.anomaly_scores(model, x_eval[shown], method="reconstruction",
-                                         per_feature=True)
-    plotting.plot_anomaly_map(x_eval[shown], pixel_scores, n=6,
-                              path=os.path.join(args.out, "anomaly_maps.png"))
+    pixel_scores = probae.anomaly_scores(
+        model, x_eval[shown], method="reconstruction", per_feature=True
+    )
+    plotting.plot_anomaly_map(
+        x_eval[shown], pixel_scores, n=6, path=os.path.join(args.out, "anomaly_maps.png")
+    )
     print(f"figures saved in {args.out}/")
-    return {"auroc": auroc, "scores": scores, "pixel_scores": pixel_scores,
-            "shown": x_eval[shown], "model": model}
+    return {
+        "auroc": auroc,
+        "scores": scores,
+        "pixel_scores": pixel_scores,
+        "shown": x_eval[shown],
+        "model": model,
+    }
 
 
 def parse_args(argv=None):

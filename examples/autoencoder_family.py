@@ -37,13 +37,18 @@ def family(input_shape, latent_dim, hidden_units):
     dense = {"architecture": "mlp", "hidden_units": hidden_units, "likelihood": "bernoulli"}
     return {
         "vanilla": lambda: probae.Autoencoder(input_shape, latent_dim, **dense),
-        "sparse": lambda: probae.SparseAutoencoder(input_shape, latent_dim, sparsity=0.05,
-                                                   **dense),
-        "denoising": lambda: probae.DenoisingAutoencoder(input_shape, latent_dim,
-                                                         corruption=0.25, **dense),
+        "sparse": lambda: probae.SparseAutoencoder(input_shape, latent_dim, sparsity=0.05, **dense),
+        "denoising": lambda: probae.DenoisingAutoencoder(
+            input_shape, latent_dim, corruption=0.25, **dense
+        ),
         "convolutional": lambda: probae.Autoencoder(
-            input_shape, latent_dim, likelihood="bernoulli", architecture="conv",
-            filters=(16, 32), hidden_units=(hidden_units[-1],)),
+            input_shape,
+            latent_dim,
+            likelihood="bernoulli",
+            architecture="conv",
+            filters=(16, 32),
+            hidden_units=(hidden_units[-1],),
+        ),
         "VAE": lambda: probae.VAE(input_shape, latent_dim, **dense),
     }
 
@@ -61,8 +66,10 @@ def main(args):
         return 2
     (x_train, _), (x_test, _) = data
     shape = x_train.shape[1:]
-    print(f"{len(x_train)} training and {len(x_test)} test images of shape {shape}, "
-          f"{args.epochs} epochs each, code size {args.latent_dim}")
+    print(
+        f"{len(x_train)} training and {len(x_test)} test images of shape {shape}, "
+        f"{args.epochs} epochs each, code size {args.latent_dim}"
+    )
 
     rows, reconstructions = [], {}
     for name, build in family(shape, args.latent_dim, tuple(args.hidden_units)).items():
@@ -74,21 +81,33 @@ def main(args):
         model.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose)
         seconds = time.perf_counter() - start
         log_lik = float(np.mean(reconstruction_log_likelihood(model, x_test)))
-        rows.append({"model": name, "reconstruction_log_likelihood": log_lik,
-                     "parameters": int(model.count_params()), "seconds": seconds})
+        rows.append(
+            {
+                "model": name,
+                "reconstruction_log_likelihood": log_lik,
+                "parameters": int(model.count_params()),
+                "seconds": seconds,
+            }
+        )
         reconstructions[name] = model.reconstruct(x_test[: args.columns])
 
     print()
     print(f"{'model':<14} {'test log p(x|z) (nats)':>23} {'parameters':>11} {'train time (s)':>15}")
     for r in rows:
-        print(f"{r['model']:<14} {r['reconstruction_log_likelihood']:>23.2f} "
-              f"{r['parameters']:>11,} {r['seconds']:>15.1f}")
+        print(
+            f"{r['model']:<14} {r['reconstruction_log_likelihood']:>23.2f} "
+            f"{r['parameters']:>11,} {r['seconds']:>15.1f}"
+        )
 
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "reconstructions.png")
     n = min(args.columns, len(x_test))
-    plotting.plot_images(np.concatenate([x_test[:n], *reconstructions.values()]), ncols=n,
-                         row_labels=["input", *reconstructions], path=path)
+    plotting.plot_images(
+        np.concatenate([x_test[:n], *reconstructions.values()]),
+        ncols=n,
+        row_labels=["input", *reconstructions],
+        path=path,
+    )
     print(f"figure saved in {path}")
     return rows
 
@@ -96,8 +115,13 @@ def main(args):
 def parse_args(argv=None):
     p = _shared.parser(__doc__, epochs=5, out="out/autoencoder_family")
     p.add_argument("--latent-dim", type=int, default=32, help="code size of every model")
-    p.add_argument("--hidden-units", type=int, nargs="+", default=[256, 128],
-                   help="dense layers of the MLP encoders (mirrored in the decoders)")
+    p.add_argument(
+        "--hidden-units",
+        type=int,
+        nargs="+",
+        default=[256, 128],
+        help="dense layers of the MLP encoders (mirrored in the decoders)",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--columns", type=int, default=10, help="test images in the figure")

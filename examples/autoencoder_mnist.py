@@ -34,21 +34,34 @@ def main(args):
     d = x_train.shape[1]
 
     # Encoder 784 -> 64 (ReLU code, a point mass); decoder 64 -> 784 logits (Bernoulli).
-    model = probae.Autoencoder((d,), latent_dim=args.latent_dim, likelihood="bernoulli",
-                               architecture="mlp", hidden_units=(), code_activation="relu")
+    model = probae.Autoencoder(
+        (d,),
+        latent_dim=args.latent_dim,
+        likelihood="bernoulli",
+        architecture="mlp",
+        hidden_units=(),
+        code_activation="relu",
+    )
     model.compile(keras.optimizers.Adam(1e-3))
-    model.fit(x_train, epochs=args.epochs, batch_size=256, validation_data=x_test,
-              verbose=args.verbose)
+    model.fit(
+        x_train, epochs=args.epochs, batch_size=256, validation_data=x_test, verbose=args.verbose
+    )
 
     recon = model.reconstruct(x_test)
     bce = float(np.mean(keras.losses.binary_crossentropy(x_test, recon)))
-    log_lik = float(model.evaluate(x_test, batch_size=256, verbose=0, return_dict=True)["reconstruction"])
+    log_lik = float(
+        model.evaluate(x_test, batch_size=256, verbose=0, return_dict=True)["reconstruction"]
+    )
     print(f"test binary cross-entropy (Keras, mean per pixel): {bce:.4f}")
     print(f"minus reconstruction log-likelihood / {d}:       {-log_lik / d:.4f}")
 
     os.makedirs(args.out, exist_ok=True)
-    plotting.plot_reconstructions(x_test[:10], recon[:10], image_shape=image_shape,
-                                  path=os.path.join(args.out, "reconstructions.png"))
+    plotting.plot_reconstructions(
+        x_test[:10],
+        recon[:10],
+        image_shape=image_shape,
+        path=os.path.join(args.out, "reconstructions.png"),
+    )
     print(f"figure saved in {args.out}/reconstructions.png")
     return {"bce": bce, "reconstruction_log_likelihood": log_lik}
 

@@ -33,16 +33,23 @@ def main(args):
     c_test = keras.utils.to_categorical(y_test, classes)
 
     model = probae.ProbabilisticAutoencoder(
-        encoder=probae.GaussianEncoder(args.latent_dim, architecture="mlp",
-                                       hidden_units=(256, 128)),
+        encoder=probae.GaussianEncoder(
+            args.latent_dim, architecture="mlp", hidden_units=(256, 128)
+        ),
         decoder=probae.BernoulliDecoder(architecture="mlp", hidden_units=(128, 256)),
         condition_shape=(classes,),
         input_shape=x_train.shape[1:],
         name="conditional_vae",
     )
     model.compile(keras.optimizers.Adam(1e-3))
-    model.fit(x_train, c_train, epochs=args.epochs, batch_size=128,
-              validation_data=(x_test, c_test), verbose=args.verbose)
+    model.fit(
+        x_train,
+        c_train,
+        epochs=args.epochs,
+        batch_size=128,
+        validation_data=(x_test, c_test),
+        verbose=args.verbose,
+    )
     elbo = float(model.elbo(x_test, condition=c_test).mean())
     print(f"test ELBO of p(x given label): {elbo:.2f} nats")
 
@@ -52,8 +59,12 @@ def main(args):
     c = np.repeat(np.eye(classes, dtype="float32"), args.columns, axis=0)
     images = model.decode(z, condition=c).mean()
     os.makedirs(args.out, exist_ok=True)
-    plotting.plot_images(images, ncols=args.columns, row_labels=range(classes),
-                         path=os.path.join(args.out, "digits_by_row.png"))
+    plotting.plot_images(
+        images,
+        ncols=args.columns,
+        row_labels=range(classes),
+        path=os.path.join(args.out, "digits_by_row.png"),
+    )
     print(f"figure saved in {args.out}/digits_by_row.png")
     return {"elbo": elbo, "images": np.asarray(images)}
 

@@ -45,24 +45,44 @@ except ImportError:  # run as a script
 
 def parse_args(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--workers", type=int, default=2, help="workers to start on localhost")
-    p.add_argument("--worker", action="store_true",
-                   help="run as one worker (reads TF_CONFIG) instead of launching workers")
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="run as one worker (reads TF_CONFIG) instead of launching workers",
+    )
     p.add_argument("--epochs", type=int, default=2, help="training epochs")
     p.add_argument("--steps", type=int, default=None, help="steps per epoch (default: all data)")
     p.add_argument("--batch-size", type=int, default=100, help="global batch size")
-    p.add_argument("--dataset", default="binarized_mnist",
-                   choices=("mnist", "binarized_mnist", "fashion_mnist", "digits"),
-                   help="digits (8 x 8, bundled with scikit-learn) works offline")
-    p.add_argument("--data-dir", default=None,
-                   help="directory holding the dataset files (default: $PROBAE_DATA_DIR, "
-                        "else download)")
-    p.add_argument("--max-examples", "--examples", dest="max_examples", type=int, default=10_000,
-                   help="training examples to use")
-    p.add_argument("--out", "--output", dest="out", default="runs/multiworker",
-                   help="where the chief writes the model and summary.json")
+    p.add_argument(
+        "--dataset",
+        default="binarized_mnist",
+        choices=("mnist", "binarized_mnist", "fashion_mnist", "digits"),
+        help="digits (8 x 8, bundled with scikit-learn) works offline",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory holding the dataset files (default: $PROBAE_DATA_DIR, else download)",
+    )
+    p.add_argument(
+        "--max-examples",
+        "--examples",
+        dest="max_examples",
+        type=int,
+        default=10_000,
+        help="training examples to use",
+    )
+    p.add_argument(
+        "--out",
+        "--output",
+        dest="out",
+        default="runs/multiworker",
+        help="where the chief writes the model and summary.json",
+    )
     p.add_argument("--timeout", type=float, default=600, help="launcher: seconds to wait")
     args = p.parse_args(argv)
     args.argv = argv
@@ -93,9 +113,15 @@ def launch(args):
     procs = []
     for index in range(args.workers):
         env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        )
         env["PYTHONPATH"] = _REPO + os.pathsep + env.get("PYTHONPATH", "")
-        procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *argv], env=env))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--worker", *argv], env=env
+            )
+        )
     deadline = time.time() + args.timeout
     codes = []
     try:
@@ -104,7 +130,7 @@ def launch(args):
     except subprocess.TimeoutExpired:
         for proc in procs:
             proc.kill()
-        raise SystemExit(f"workers did not finish within --timeout={args.timeout}s")
+        raise SystemExit(f"workers did not finish within --timeout={args.timeout}s") from None
     if any(codes):
         raise SystemExit(f"a worker failed: exit codes {codes}")
     with open(os.path.join(args.out, "summary.json")) as f:
@@ -126,7 +152,9 @@ def run_worker(args):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
     index = int(task.get("index", 0))
-    (x_train, _), (x_test, _) = probae.datasets.load_dataset(args.dataset, args.data_dir, flatten=True)
+    (x_train, _), (x_test, _) = probae.datasets.load_dataset(
+        args.dataset, args.data_dir, flatten=True
+    )
     x_train = x_train[: args.max_examples]
     # Every worker builds the same pipeline; tf.distribute gives each its shard of every
     # global batch (auto-sharding by data).
@@ -142,7 +170,9 @@ def run_worker(args):
     with strategy.scope():
         model = probae.VAE(x_train.shape[1:], 50, hidden_units=(200, 200), activation="tanh")
         model.compile(keras.optimizers.Adam(1e-3))
-    hist = model.fit(dataset, epochs=args.epochs, steps_per_epoch=args.steps, verbose=2 if index == 0 else 0)
+    hist = model.fit(
+        dataset, epochs=args.epochs, steps_per_epoch=args.steps, verbose=2 if index == 0 else 0
+    )
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"worker{index}.json"), "w") as f:

@@ -54,8 +54,13 @@ def main(args):
     (_, _), (x_out, _) = outside
     x_in, x_out = x_in[: args.test_examples], x_out[: args.test_examples]
 
-    model = probae.VAE(x_train.shape[1:], latent_dim=args.latent_dim, architecture="mlp",
-                       likelihood="bernoulli", hidden_units=(256, 128))
+    model = probae.VAE(
+        x_train.shape[1:],
+        latent_dim=args.latent_dim,
+        architecture="mlp",
+        likelihood="bernoulli",
+        hidden_units=(256, 128),
+    )
     model.compile(keras.optimizers.Adam(1e-3))
     model.fit(x_train, epochs=args.epochs, batch_size=128, verbose=args.verbose)
 
@@ -63,32 +68,47 @@ def main(args):
     is_out = np.r_[np.zeros(len(x_in)), np.ones(len(x_out))]
     kwargs = dict(seed=0, num_samples=args.num_samples)
     raw = probae.anomaly_scores(model, x_eval, method="log_likelihood", **kwargs)
-    ratio = probae.anomaly_scores(model, x_eval, method="likelihood_ratio",
-                                  background="complexity", **kwargs)
+    ratio = probae.anomaly_scores(
+        model, x_eval, method="likelihood_ratio", background="complexity", **kwargs
+    )
     auroc, auroc_ratio = (float(roc_auc_score(is_out, s)) for s in (raw, ratio))
     bits = np.prod(x_train.shape[1:]) * np.log(2.0)
     n_in = len(x_in)
-    print(f"trained on {args.train}: -log p(x) {raw[:n_in].mean() / bits:.3f} bits/pixel on its "
-          f"test set, {raw[n_in:].mean() / bits:.3f} bits/pixel on {other}")
+    print(
+        f"trained on {args.train}: -log p(x) {raw[:n_in].mean() / bits:.3f} bits/pixel on its "
+        f"test set, {raw[n_in:].mean() / bits:.3f} bits/pixel on {other}"
+    )
     print(f"AUROC, {other} as the anomalies:")
     print(f"  raw -log p(x)                                 {auroc:.3f}")
     print(f"  likelihood ratio against complexity (Serra)   {auroc_ratio:.3f}")
     os.makedirs(args.out, exist_ok=True)
     labels = (f"{args.train} (in)", f"{other} (out)")
-    plotting.plot_anomaly_scores(raw[:n_in], raw[n_in:], labels=labels,
-                                 path=os.path.join(args.out, "scores_roc.png"))
-    plotting.plot_anomaly_scores(ratio[:n_in], ratio[n_in:], labels=labels,
-                                 path=os.path.join(args.out, "likelihood_ratio_roc.png"))
+    plotting.plot_anomaly_scores(
+        raw[:n_in], raw[n_in:], labels=labels, path=os.path.join(args.out, "scores_roc.png")
+    )
+    plotting.plot_anomaly_scores(
+        ratio[:n_in],
+        ratio[n_in:],
+        labels=labels,
+        path=os.path.join(args.out, "likelihood_ratio_roc.png"),
+    )
     print(f"figures saved in {args.out}/: scores_roc.png (raw), likelihood_ratio_roc.png")
-    return {"auroc": auroc, "auroc_likelihood_ratio": auroc_ratio,
-            "log_likelihood_in": float(-raw[:n_in].mean()),
-            "log_likelihood_out": float(-raw[n_in:].mean())}
+    return {
+        "auroc": auroc,
+        "auroc_likelihood_ratio": auroc_ratio,
+        "log_likelihood_in": float(-raw[:n_in].mean()),
+        "log_likelihood_out": float(-raw[n_in:].mean()),
+    }
 
 
 def parse_args(argv=None):
     p = _shared.parser(__doc__, epochs=10, out="out/out_of_distribution", dataset=None)
-    p.add_argument("--train", default="fashion_mnist", choices=("fashion_mnist", "mnist"),
-                   help="training data; the other dataset is the out-of-distribution one")
+    p.add_argument(
+        "--train",
+        default="fashion_mnist",
+        choices=("fashion_mnist", "mnist"),
+        help="training data; the other dataset is the out-of-distribution one",
+    )
     p.add_argument("--binarize", action="store_true", help="threshold the images at 0.5")
     p.add_argument("--latent-dim", type=int, default=16, help="size of the code")
     p.add_argument("--num-samples", type=int, default=100, help="importance samples k")

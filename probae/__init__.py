@@ -3,58 +3,79 @@
 Encoders output distributions over the code, decoders output distributions over the data,
 and the objective is computed from ``log_prob`` and KL terms. One model class,
 ``ProbabilisticAutoencoder``; every named variant is a configuration of it.
+
+``import probae`` is light: TensorFlow, TensorFlow Probability and Keras load on the first
+use of a public name (PEP 562), so ``probae --help`` answers at once. The first such use
+imports every model module, which registers all of probae's Keras-serialisable classes, so
+``keras.saving.load_model`` finds them as before.
 """
 
+import importlib as _importlib
 import os as _os
 
-# TFP imports tf_keras at import time; probae itself uses Keras 3 only.
+# TensorFlow's C++ start-up chatter (and TFP's tf_keras import) stay out of the user's
+# terminal unless they ask for it by setting TF_CPP_MIN_LOG_LEVEL themselves.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from probae import callbacks, data, datasets, distributions, estimators, objectives, posteriors  # noqa: E402
-from probae.corruption import (  # noqa: E402
-    Corruption,
-    GaussianNoise,
-    MaskingNoise,
-    SaltAndPepperNoise,
-)
-from probae.decoders import (  # noqa: E402
-    BernoulliDecoder,
-    ContinuousBernoulliDecoder,
-    Decoder,
-    GaussianDecoder,
-    LaplaceDecoder,
-    MixedDecoder,
-    StudentTDecoder,
-)
-from probae.encoders import CodeLayer, DeterministicEncoder, Encoder, GaussianEncoder  # noqa: E402
-from probae.evaluation import evaluate_likelihood  # noqa: E402
-from probae.model import ProbabilisticAutoencoder  # noqa: E402
-from probae.penalties import CodePenalty, SparsityPenalty  # noqa: E402
-from probae.objectives import ELBO, IWAE, Objective, RenyiBound  # noqa: E402
-from probae.presets import (  # noqa: E402
-    VAE,
-    Autoencoder,
-    BetaVAE,
-    ConditionalVAE,
-    DenoisingAutoencoder,
-    SparseAutoencoder,
-)
-from probae.priors import (  # noqa: E402
-    MixtureOfGaussiansPrior,
-    Prior,
-    StandardNormalPrior,
-    VampPrior,
-)
-from probae import missing, tables  # noqa: E402
-from probae.anomaly import anomaly_scores  # noqa: E402
-from probae.detector import AnomalyDetector  # noqa: E402
-from probae.missing import marginalize_missing  # noqa: E402
-from probae.tables import TablePreprocessor, tabular_model  # noqa: E402
-from probae.callbacks import BackupAndRestore, NonFiniteLossError, StopOnNaN  # noqa: E402
-from probae.saving import InvalidModelFileError, load_model  # noqa: E402
-from probae.seeds import set_seed  # noqa: E402
-
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it. To export a new name, add it here and to
+# __all__ (tests/test_architecture.py checks that the two agree).
+_LAZY = {
+    "callbacks": "probae.callbacks",
+    "data": "probae.data",
+    "datasets": "probae.datasets",
+    "distributions": "probae.distributions",
+    "estimators": "probae.estimators",
+    "objectives": "probae.objectives",
+    "posteriors": "probae.posteriors",
+    "Corruption": "probae.corruption",
+    "GaussianNoise": "probae.corruption",
+    "MaskingNoise": "probae.corruption",
+    "SaltAndPepperNoise": "probae.corruption",
+    "BernoulliDecoder": "probae.decoders",
+    "ContinuousBernoulliDecoder": "probae.decoders",
+    "Decoder": "probae.decoders",
+    "GaussianDecoder": "probae.decoders",
+    "LaplaceDecoder": "probae.decoders",
+    "MixedDecoder": "probae.decoders",
+    "StudentTDecoder": "probae.decoders",
+    "CodeLayer": "probae.encoders",
+    "DeterministicEncoder": "probae.encoders",
+    "Encoder": "probae.encoders",
+    "GaussianEncoder": "probae.encoders",
+    "evaluate_likelihood": "probae.evaluation",
+    "ProbabilisticAutoencoder": "probae.model",
+    "CodePenalty": "probae.penalties",
+    "SparsityPenalty": "probae.penalties",
+    "ELBO": "probae.objectives",
+    "IWAE": "probae.objectives",
+    "Objective": "probae.objectives",
+    "RenyiBound": "probae.objectives",
+    "VAE": "probae.presets",
+    "Autoencoder": "probae.presets",
+    "BetaVAE": "probae.presets",
+    "ConditionalVAE": "probae.presets",
+    "DenoisingAutoencoder": "probae.presets",
+    "SparseAutoencoder": "probae.presets",
+    "MixtureOfGaussiansPrior": "probae.priors",
+    "Prior": "probae.priors",
+    "StandardNormalPrior": "probae.priors",
+    "VampPrior": "probae.priors",
+    "missing": "probae.missing",
+    "tables": "probae.tables",
+    "anomaly_scores": "probae.anomaly",
+    "AnomalyDetector": "probae.detector",
+    "marginalize_missing": "probae.missing",
+    "TablePreprocessor": "probae.tables",
+    "tabular_model": "probae.tables",
+    "BackupAndRestore": "probae.callbacks",
+    "NonFiniteLossError": "probae.callbacks",
+    "StopOnNaN": "probae.callbacks",
+    "InvalidModelFileError": "probae.saving",
+    "load_model": "probae.saving",
+    "set_seed": "probae.seeds",
+}
 
 __all__ = [
     "ProbabilisticAutoencoder",
@@ -111,3 +132,25 @@ __all__ = [
     "NonFiniteLossError",
     "InvalidModelFileError",
 ]
+
+
+# Modules imported together on first use, so that every registered Keras class is known.
+_MODULES = tuple(dict.fromkeys(_LAZY.values()))
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'probae' has no attribute {name!r}")
+    if module == f"{__name__}.{name}":
+        # A submodule (also reached by `from probae import posteriors` inside probae).
+        return _importlib.import_module(module)
+    for other in _MODULES:
+        _importlib.import_module(other)
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -73,7 +73,11 @@ class NetworkLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if head not in HEAD_OPTIONS or isinstance(head, (int, float)) and not isinstance(head, bool):
+        if (
+            head not in HEAD_OPTIONS
+            or isinstance(head, (int, float))
+            and not isinstance(head, bool)
+        ):
             raise ValueError(f"head must be one of {HEAD_OPTIONS}. Received: head={head!r}")
         if network is not None and not isinstance(network, keras.layers.Layer):
             raise TypeError(
@@ -102,8 +106,8 @@ class NetworkLayer(keras.layers.Layer):
             ) from None
         self.activation = activation
         self.filters = networks.check_hidden_units(filters, "filters")
-        self.condition_shape = None if condition_shape is None else check_shape(
-            condition_shape, "condition_shape"
+        self.condition_shape = (
+            None if condition_shape is None else check_shape(condition_shape, "condition_shape")
         )
 
     def _use_head(self, fits, expected, received):

@@ -23,9 +23,7 @@ def check_positive_int(value, name, allow_none=False):
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(
-            f"{name} must be a positive integer. Received: {name}={_describe(value)}"
-        )
+        raise ValueError(f"{name} must be a positive integer. Received: {name}={_describe(value)}")
     return int(value)
 
 
@@ -62,9 +60,7 @@ def check_non_negative_float(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number. Received: {name}={_describe(value)}")
     if not np.isfinite(value) or value < 0:
-        raise ValueError(
-            f"{name} must be a finite number >= 0. Received: {name}={value!r}"
-        )
+        raise ValueError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
     return float(value)
 
 
@@ -102,8 +98,7 @@ def check_shape(value, name):
         isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in shape
     ):
         raise ValueError(
-            f"{name} must be a non-empty tuple of positive integers. "
-            f"Received: {name}={value!r}"
+            f"{name} must be a non-empty tuple of positive integers. Received: {name}={value!r}"
         )
     return tuple(int(s) for s in shape)
 
@@ -140,8 +135,7 @@ def as_float_array(x, name, event_shape=None, allow_empty=False, allow_nan=False
     """
     if isinstance(x, tf.data.Dataset):
         raise TypeError(
-            f"{name} must be an array or tensor here, not a tf.data.Dataset. "
-            f"Received: {name}={x!r}"
+            f"{name} must be an array or tensor here, not a tf.data.Dataset. Received: {name}={x!r}"
         )
     if hasattr(x, "toarray") and hasattr(x, "nnz"):  # a scipy.sparse matrix
         raise TypeError(
@@ -165,9 +159,7 @@ def as_float_array(x, name, event_shape=None, allow_empty=False, allow_nan=False
     try:
         arr = np.asarray(x)
     except Exception as err:  # ragged nested lists and the like
-        raise TypeError(
-            f"{name} must be a numeric array. Could not convert it: {err}"
-        ) from None
+        raise TypeError(f"{name} must be a numeric array. Could not convert it: {err}") from None
     if arr.dtype == object or arr.dtype.kind in "USVOMm":
         raise TypeError(
             f"{name} must be a numeric array (float or int). Received: {name} with dtype "
@@ -195,8 +187,14 @@ def as_float_array(x, name, event_shape=None, allow_empty=False, allow_nan=False
             f"Received: {name} with shape {arr.shape}"
         )
     if arr.shape[0] == 0 and not allow_empty:
-        raise ValueError(f"{name} must hold at least one example. Received: an empty batch of shape {arr.shape}")
-    if arr.size and arr.dtype.kind == "f" and not np.all(np.isfinite(arr) | (allow_nan & np.isnan(arr))):
+        raise ValueError(
+            f"{name} must hold at least one example. Received: an empty batch of shape {arr.shape}"
+        )
+    if (
+        arr.size
+        and arr.dtype.kind == "f"
+        and not np.all(np.isfinite(arr) | (allow_nan & np.isnan(arr)))
+    ):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(
             f"{name} must contain only finite values. Received: {name} with {bad} NaN or "

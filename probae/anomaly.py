@@ -57,7 +57,11 @@ def complexity(x, levels=256):
     with likelihood-based generative models.
     """
     arr = as_float_array(x, "x")
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or not 2 <= levels <= 256:
+    if (
+        isinstance(levels, bool)
+        or not isinstance(levels, (int, np.integer))
+        or not 2 <= levels <= 256
+    ):
         raise ValueError(f"levels must be an integer in [2, 256]. Received: levels={levels!r}")
     lo, hi = float(arr.min()), float(arr.max())
     if lo >= 0.0 and hi <= 1.0:
@@ -71,7 +75,7 @@ def complexity(x, levels=256):
 
 
 def default_method(model):
-    """"log_likelihood" for a model with a density, "reconstruction" for point masses."""
+    """ "log_likelihood" for a model with a density, "reconstruction" for point masses."""
     return "log_likelihood" if model.has_density else "reconstruction"
 
 
@@ -146,13 +150,20 @@ def anomaly_scores(
     Likelihood ratios for out-of-distribution detection; Serra et al. 2020, Input
     complexity and out-of-distribution detection with likelihood-based generative models.
     """
-    if not isinstance(model, ProbabilisticAutoencoder) and callable(getattr(model, "anomaly_scores", None)):
+    if not isinstance(model, ProbabilisticAutoencoder) and callable(
+        getattr(model, "anomaly_scores", None)
+    ):
         # A fitted probae.AnomalyDetector: its raw data are preprocessed as in training.
         return model.anomaly_scores(
-            x, method=method, seed=seed, num_samples=num_samples, per_feature=per_feature,
+            x,
+            method=method,
+            seed=seed,
+            num_samples=num_samples,
+            per_feature=per_feature,
             **({} if background is None else {"background": background}),
             **({} if condition is None else {"condition": condition}),
-            batch_size=batch_size, verbose=verbose,
+            batch_size=batch_size,
+            verbose=verbose,
         )
     if not isinstance(model, ProbabilisticAutoencoder):
         raise TypeError(
@@ -192,8 +203,14 @@ def anomaly_scores(
                     "example). Received: a tf.data.Dataset"
                 )
             base = anomaly_scores(
-                model, x, "log_likelihood", seed=seed, num_samples=num_samples,
-                condition=condition, batch_size=batch_size, verbose=verbose,
+                model,
+                x,
+                "log_likelihood",
+                seed=seed,
+                num_samples=num_samples,
+                condition=condition,
+                batch_size=batch_size,
+                verbose=verbose,
             )
             return (base - complexity(x)).astype(np.float32)
         if not isinstance(background, ProbabilisticAutoencoder):
@@ -227,11 +244,22 @@ def anomaly_scores(
     else:  # validated once above
         batches, total = inputs.array_batches(x, c, batch_size), len(x)
     terms = estimators.estimate(
-        model, batches, k, seed=seed, shared_noise=True, per_feature=bool(per_feature), point=point,
-        total=total, verbose=verbose,
+        model,
+        batches,
+        k,
+        seed=seed,
+        shared_noise=True,
+        per_feature=bool(per_feature),
+        point=point,
+        total=total,
+        verbose=verbose,
     )
     if per_feature:
         return -terms["reconstruction_per_feature"].astype(np.float32)
-    key = {"reconstruction": "reconstruction", "reconstruction_probability": "reconstruction",
-           "elbo": "elbo", "log_likelihood": "log_likelihood"}[method]
+    key = {
+        "reconstruction": "reconstruction",
+        "reconstruction_probability": "reconstruction",
+        "elbo": "elbo",
+        "log_likelihood": "log_likelihood",
+    }[method]
     return -terms[key].astype(np.float32)

@@ -222,7 +222,9 @@ def _may_save_mid_epoch(callback):
     """Whether ``callback`` may write the weights between two epochs' ends."""
     if isinstance(callback, (keras.callbacks.ModelCheckpoint, keras.callbacks.BackupAndRestore)):
         return getattr(callback, "save_freq", "epoch") != "epoch"
-    if isinstance(callback, (StopOnNaN, BetaSchedule)) or type(callback).__module__.startswith("keras."):
+    if isinstance(callback, (StopOnNaN, BetaSchedule)) or type(callback).__module__.startswith(
+        "keras."
+    ):
         return False
     base = keras.callbacks.Callback
     hooks = ("on_train_batch_end", "on_batch_end", "on_train_batch_begin", "on_batch_begin")
@@ -299,7 +301,8 @@ class StopOnNaN(keras.callbacks.Callback):
         if self.check_weights is not False and not _finite_check(self.model)():
             self._stop(
                 "the weights (or the optimizer's slots) became NaN or infinite in an update "
-                "whose loss, computed before it, was finite", where,
+                "whose loss, computed before it, was finite",
+                where,
             )
 
     def _stop(self, what, where):
@@ -426,7 +429,9 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         try:
             with open(self._state_path) as f:
                 state = json.load(f)
-            if not isinstance(state, dict) or not {"weights", "epoch", "batches_done"} <= set(state):
+            if not isinstance(state, dict) or not {"weights", "epoch", "batches_done"} <= set(
+                state
+            ):
                 raise ValueError("missing keys")
         except (OSError, ValueError) as err:
             raise ValueError(

@@ -48,8 +48,13 @@ _EXIT_USAGE = 2
 # (probae.TablePreprocessor), applied to the data of `probae evaluate` and `probae score`.
 TABLE_FILE = "table.json"
 # probae.anomaly.METHODS, spelled out so that `probae --help` does not import TensorFlow.
-SCORE_METHODS = ("log_likelihood", "elbo", "reconstruction_probability", "reconstruction",
-                 "likelihood_ratio")
+SCORE_METHODS = (
+    "log_likelihood",
+    "elbo",
+    "reconstruction_probability",
+    "reconstruction",
+    "likelihood_ratio",
+)
 
 
 class CommandError(Exception):
@@ -104,21 +109,38 @@ def _read_csv(path):
                 break
             skip += 1
     try:
-        head = pd.read_csv(path, header=None, dtype=str, skiprows=skip, nrows=200, skipinitialspace=True,
-                           keep_default_na=False)
+        head = pd.read_csv(
+            path,
+            header=None,
+            dtype=str,
+            skiprows=skip,
+            nrows=200,
+            skipinitialspace=True,
+            keep_default_na=False,
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise CommandError(f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
+        raise CommandError(
+            f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}"
+        ) from None
     first, rest = head.iloc[0], head.iloc[1:]
-    numeric = [j for j in range(head.shape[1]) if len(rest) and all(
-        _is_number(v) or not v.strip() for v in rest.iloc[:, j])]
+    numeric = [
+        j
+        for j in range(head.shape[1])
+        if len(rest) and all(_is_number(v) or not v.strip() for v in rest.iloc[:, j])
+    ]
     if numeric:
         header = any(not _is_number(first.iloc[j]) and first.iloc[j].strip() for j in numeric)
     else:
-        header = all(first.iloc[j].strip() and first.iloc[j] not in set(rest.iloc[:, j]) for j in range(head.shape[1]))
+        header = all(
+            first.iloc[j].strip() and first.iloc[j] not in set(rest.iloc[:, j])
+            for j in range(head.shape[1])
+        )
     try:
         return pd.read_csv(path, header=0 if header else None, skiprows=skip, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as err:
-        raise CommandError(f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}") from None
+        raise CommandError(
+            f"{path} is not a readable CSV file: {str(err).strip().splitlines()[0]}"
+        ) from None
 
 
 def _is_table(x):
@@ -138,7 +160,9 @@ def _fit_table(x_train, x_test, args):
     for item in args.column_type or ():
         name, sep, kind = item.rpartition("=")
         if not sep or not name:
-            raise CommandError(f"--column-type must be NAME=TYPE (for example city=categorical). Received: {item!r}")
+            raise CommandError(
+                f"--column-type must be NAME=TYPE (for example city=categorical). Received: {item!r}"
+            )
         overrides[name] = int(kind) if kind.isdigit() else kind
     table = TablePreprocessor(column_types=overrides or None, continuous=continuous).fit(x_train)
     if not table.kept_.any():
@@ -306,7 +330,7 @@ def _build_model(spec, input_shape, args):
             if not isinstance(model, ProbabilisticAutoencoder):
                 raise CommandError(
                     f"{spec} holds a {type(model).__name__}, not a probae model: give a preset "
-                    "name, a preset JSON ({\"preset\": ...}) or the config.json of a probae run"
+                    'name, a preset JSON ({"preset": ...}) or the config.json of a probae run'
                 )
             if model.event_shape is not None and tuple(model.event_shape) != tuple(input_shape):
                 raise CommandError(
@@ -318,7 +342,7 @@ def _build_model(spec, input_shape, args):
             return model
         if not isinstance(config, dict) or config.get("preset") not in PRESETS:
             raise CommandError(
-                f"{spec} must be a saved model config or {{\"preset\": one of "
+                f'{spec} must be a saved model config or {{"preset": one of '
                 f"{tuple(PRESETS)}, ...options}}. Received preset="
                 f"{config.get('preset') if isinstance(config, dict) else config!r}"
             )
@@ -363,8 +387,18 @@ def _evaluate(model, x, num_samples, verbose):
         logs = model.evaluate(x, verbose=0, return_dict=True)
         return {"examples": int(len(x)), "reconstruction": float(logs["reconstruction"])}
     result = evaluate_likelihood(model, x, num_samples=num_samples, seed=0, verbose=verbose)
-    metrics = {key: result[key] for key in ("log_likelihood", "stderr", "bits_per_dim", "elbo",
-                                            "reconstruction", "kl", "num_samples")}
+    metrics = {
+        key: result[key]
+        for key in (
+            "log_likelihood",
+            "stderr",
+            "bits_per_dim",
+            "elbo",
+            "reconstruction",
+            "kl",
+            "num_samples",
+        )
+    }
     return {"examples": int(len(x)), **metrics}
 
 
@@ -378,7 +412,9 @@ def _save_plots(model, x_test, y_test, history, out):
     if _is_image(model.event_shape):
         n = min(10, len(x_test))
         plotting.plot_reconstructions(
-            x_test[:n], model.reconstruct(x_test[:n], verbose=0), path=os.path.join(out, "reconstructions.png")
+            x_test[:n],
+            model.reconstruct(x_test[:n], verbose=0),
+            path=os.path.join(out, "reconstructions.png"),
         )
         files.append("reconstructions.png")
         if model.prior is not None:  # a point-mass encoder has no prior to sample from
@@ -387,10 +423,16 @@ def _save_plots(model, x_test, y_test, history, out):
         if model.latent_dim == 2:
             plotting.plot_manifold(model, path=os.path.join(out, "manifold.png"))
             files.append("manifold.png")
-    complete = ~np.isnan(x_test.reshape(len(x_test), -1)).any(axis=1)  # the plot takes complete rows
+    complete = ~np.isnan(x_test.reshape(len(x_test), -1)).any(
+        axis=1
+    )  # the plot takes complete rows
     if complete.sum() > 2:
-        plotting.plot_latent_scatter(model, x_test[complete], None if y_test is None else y_test[complete],
-                                     path=os.path.join(out, "latent.png"))
+        plotting.plot_latent_scatter(
+            model,
+            x_test[complete],
+            None if y_test is None else y_test[complete],
+            path=os.path.join(out, "latent.png"),
+        )
         files.append("latent.png")
     return files
 
@@ -420,8 +462,10 @@ def _train(args):
     table = None
     if _is_table(x_train):  # a CSV: standardised, typed and coded as AnomalyDetector does
         x_train, x_test, table = _fit_table(x_train, x_test, args)
-    if table is not None and args.model in PRESETS and (
-        np.isnan(x_train).any() or set(table.decoder_types_) != {"gaussian"}
+    if (
+        table is not None
+        and args.model in PRESETS
+        and (np.isnan(x_train).any() or set(table.decoder_types_) != {"gaussian"})
     ):
         model = _table_model(args.model, table, args)
     else:
@@ -438,8 +482,11 @@ def _train(args):
             json.dump(table.get_config(), f, indent=1)
     elif os.path.exists(table_file):
         os.remove(table_file)
-    print(f"training {model.name} on {args.data}: {len(x_train)} examples of shape "
-          f"{tuple(x_train.shape[1:])}, {args.epochs} epochs", flush=True)
+    print(
+        f"training {model.name} on {args.data}: {len(x_train)} examples of shape "
+        f"{tuple(x_train.shape[1:])}, {args.epochs} epochs",
+        flush=True,
+    )
     start = time.time()
     history = model.fit(
         x_train,
@@ -560,22 +607,41 @@ def build_parser():
     p.add_argument("--out", default="probae_run", help="output directory (default probae_run)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--latent-dim", type=int, default=16)
-    p.add_argument("--likelihood", default=None, help="decoder likelihood (default: bernoulli "
-                   "for data in [0, 1], else gaussian)")
+    p.add_argument(
+        "--likelihood",
+        default=None,
+        help="decoder likelihood (default: bernoulli for data in [0, 1], else gaussian)",
+    )
     p.add_argument("--architecture", default="mlp", choices=("auto", "mlp", "conv"))
     p.add_argument("--beta", type=float, default=None, help="KL weight (VAE presets)")
-    p.add_argument("--sparsity", type=float, default=None,
-                   help="target mean code activation in (0, 1) (sparse_autoencoder; default 0.05)")
-    p.add_argument("--corruption", type=float, default=None,
-                   help="masking-noise rate in [0, 1) on the input in training (any preset: "
-                        "denoising_autoencoder defaults to 0.25; with vae, a denoising VAE)")
+    p.add_argument(
+        "--sparsity",
+        type=float,
+        default=None,
+        help="target mean code activation in (0, 1) (sparse_autoencoder; default 0.05)",
+    )
+    p.add_argument(
+        "--corruption",
+        type=float,
+        default=None,
+        help="masking-noise rate in [0, 1) on the input in training (any preset: "
+        "denoising_autoencoder defaults to 0.25; with vae, a denoising VAE)",
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--column-type", action="append", metavar="NAME=TYPE",
-                   help="a CSV column's likelihood instead of the one read from its values: "
-                        "gaussian, student_t, bernoulli, categorical (repeat for more columns)")
-    p.add_argument("--num-samples", type=int, default=100,
-                   help="importance samples for the final log p(x) (default 100)")
+    p.add_argument(
+        "--column-type",
+        action="append",
+        metavar="NAME=TYPE",
+        help="a CSV column's likelihood instead of the one read from its values: "
+        "gaussian, student_t, bernoulli, categorical (repeat for more columns)",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=100,
+        help="importance samples for the final log p(x) (default 100)",
+    )
     p.add_argument("--seed", type=int, default=0)
     data_options(p)
     p.set_defaults(func=_train)
@@ -592,13 +658,20 @@ def build_parser():
     p.add_argument("model", help="a saved model (.keras)")
     p.add_argument("data", help="dataset name (its test split) or .npy/.npz/.csv file")
     p.add_argument("--out", default="scores.csv", help="CSV file (default scores.csv)")
-    p.add_argument("--method", default=None, choices=SCORE_METHODS,
-                   help="the score (probae.anomaly_scores); default: log_likelihood (minus "
-                        "log p(x)), or reconstruction for a deterministic encoder; "
-                        "likelihood_ratio uses the complexity background")
-    p.add_argument("--num-samples", type=int, default=None,
-                   help="samples k of the sampling methods (default: the method's, 100 for "
-                        "log_likelihood)")
+    p.add_argument(
+        "--method",
+        default=None,
+        choices=SCORE_METHODS,
+        help="the score (probae.anomaly_scores); default: log_likelihood (minus "
+        "log p(x)), or reconstruction for a deterministic encoder; "
+        "likelihood_ratio uses the complexity background",
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="samples k of the sampling methods (default: the method's, 100 for log_likelihood)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same scores")
     data_options(p)
     p.set_defaults(func=_score)
@@ -647,13 +720,18 @@ def main(argv=None):
     for name in ("epochs", "max_examples", "num_samples", "n", "batch_size", "latent_dim"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
-            print(f"probae: error: --{name.replace('_', '-')} must be a positive integer. "
-                  f"Received: {value}", file=sys.stderr)
+            print(
+                f"probae: error: --{name.replace('_', '-')} must be a positive integer. "
+                f"Received: {value}",
+                file=sys.stderr,
+            )
             return _EXIT_USAGE
     rate = getattr(args, "learning_rate", None)
     if rate is not None and not (math.isfinite(rate) and rate > 0):
-        print(f"probae: error: --learning-rate must be a finite number > 0. Received: {rate}",
-              file=sys.stderr)
+        print(
+            f"probae: error: --learning-rate must be a finite number > 0. Received: {rate}",
+            file=sys.stderr,
+        )
         return _EXIT_USAGE
     from probae.datasets import DatasetNotFoundError
 

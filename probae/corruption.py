@@ -96,16 +96,23 @@ class SaltAndPepperNoise(Corruption):
 
     def __init__(self, rate=0.25, low=0.0, high=1.0):
         self.rate = check_rate(rate, "rate")
-        if isinstance(low, bool) or isinstance(high, bool) or not all(
-            isinstance(v, numbers.Real) for v in (low, high)
-        ) or not float(low) < float(high):
-            raise ValueError(f"low and high must be numbers with low < high. Received: low={low!r}, high={high!r}")
+        if (
+            isinstance(low, bool)
+            or isinstance(high, bool)
+            or not all(isinstance(v, numbers.Real) for v in (low, high))
+            or not float(low) < float(high)
+        ):
+            raise ValueError(
+                f"low and high must be numbers with low < high. Received: low={low!r}, high={high!r}"
+            )
         self.low, self.high = float(low), float(high)
 
     def corrupt(self, x, seed):
         u = tf.random.stateless_uniform(tf.shape(x), seed)
         noisy = tf.where(u < self.rate / 2, tf.fill(tf.shape(x), self.low), x)
-        return tf.where((u >= self.rate / 2) & (u < self.rate), tf.fill(tf.shape(x), self.high), noisy)
+        return tf.where(
+            (u >= self.rate / 2) & (u < self.rate), tf.fill(tf.shape(x), self.high), noisy
+        )
 
     def get_config(self):
         return {"rate": self.rate, "low": self.low, "high": self.high}
@@ -134,7 +141,9 @@ class GaussianNoise(Corruption):
                 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in clip)
                 or not clip[0] < clip[1]
             ):
-                raise ValueError(f"clip must be None or a pair (low, high) with low < high. Received: clip={clip!r}")
+                raise ValueError(
+                    f"clip must be None or a pair (low, high) with low < high. Received: clip={clip!r}"
+                )
             clip = (float(clip[0]), float(clip[1]))
         self.clip = clip
 

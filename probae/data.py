@@ -24,7 +24,9 @@ __all__ = ["write_npy_shards", "from_npy_shards", "write_tfrecords", "from_tfrec
 
 def _check_directory(directory, name="directory"):
     if not isinstance(directory, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike). Received: {name}={directory!r}")
+        raise TypeError(
+            f"{name} must be a path (str or os.PathLike). Received: {name}={directory!r}"
+        )
     return os.fspath(directory)
 
 
@@ -203,7 +205,9 @@ def from_npy_shards(
     if shuffle:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = files_ds.interleave(
-        lambda path: tf.data.Dataset.from_generator(read_blocks, output_signature=spec, args=(path,)),
+        lambda path: tf.data.Dataset.from_generator(
+            read_blocks, output_signature=spec, args=(path,)
+        ),
         cycle_length=1,
         num_parallel_calls=None,
         deterministic=True,
@@ -243,7 +247,11 @@ def write_tfrecords(x, path, rows_per_file=None):
         with tf.io.TFRecordWriter(out) as writer:
             for row in block:
                 feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=row.ravel()))}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+                writer.write(
+                    tf.train.Example(
+                        features=tf.train.Features(feature=feature)
+                    ).SerializeToString()
+                )
         paths.append(out)
     return paths
 
@@ -271,7 +279,14 @@ def _scan_tfrecords(files, features, key, event_shape):
 
 
 def from_tfrecords(
-    files, batch_size, event_shape, shuffle=True, shuffle_buffer=10_000, seed=None, key="x", validate=True
+    files,
+    batch_size,
+    event_shape,
+    shuffle=True,
+    shuffle_buffer=10_000,
+    seed=None,
+    key="x",
+    validate=True,
 ):
     """A ``tf.data.Dataset`` of batches read from TFRecord files of float examples.
 
@@ -302,7 +317,9 @@ def from_tfrecords(
     files = [os.fspath(f) for f in files]
     missing = [f for f in files if not os.path.exists(f)]
     if not files or missing:
-        raise ValueError(f"files must name existing TFRecord files. Received: missing {missing or files}")
+        raise ValueError(
+            f"files must name existing TFRecord files. Received: missing {missing or files}"
+        )
     size = int(math.prod(event_shape))
     features = {key: tf.io.FixedLenFeature([size], tf.float32)}
     if validate:

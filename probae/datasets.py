@@ -70,9 +70,7 @@ def resolve_data_dir(data_dir=None):
         return None
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
-        raise ValueError(
-            f"{source} must be an existing directory. Received: {source}={data_dir!r}"
-        )
+        raise ValueError(f"{source} must be an existing directory. Received: {source}={data_dir!r}")
     return data_dir
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "COLUMN_TYPES",
 ]
 
+
 class Decoder(NetworkLayer):
     """Base class: a network from z to features, then a float32 head to parameters.
 
@@ -131,7 +132,9 @@ class Decoder(NetworkLayer):
         if not self._use_head(fits, expected, f"{output_width(feat)} values per example"):
             self.head = None
             self._crop = None
-            self._from_probabilities = self.reads_probabilities and _ends_in_sigmoid(self.network, feat)
+            self._from_probabilities = self.reads_probabilities and _ends_in_sigmoid(
+                self.network, feat
+            )
             self._build_extra()
             return
         if len(feat.shape) == 4 and len(self.event_shape) == 3:
@@ -205,7 +208,9 @@ def _logits(probabilities):
     logits = getattr(probabilities, "_keras_logits", None)
     if logits is not None:
         return tf.cast(logits, "float32")
-    p = tf.clip_by_value(tf.cast(probabilities, "float32"), _PROBABILITY_EPSILON, 1 - _PROBABILITY_EPSILON)
+    p = tf.clip_by_value(
+        tf.cast(probabilities, "float32"), _PROBABILITY_EPSILON, 1 - _PROBABILITY_EPSILON
+    )
     return tf.math.log(p) - tf.math.log1p(-p)
 
 
@@ -281,7 +286,9 @@ class LocationScaleDecoder(Decoder):
 
     family = None
 
-    def __init__(self, event_shape=None, network=None, scale="per_feature", min_scale=1e-3, **kwargs):
+    def __init__(
+        self, event_shape=None, network=None, scale="per_feature", min_scale=1e-3, **kwargs
+    ):
         if isinstance(scale, str):
             if scale not in SCALE_OPTIONS:
                 raise ValueError(
@@ -346,8 +353,7 @@ class GaussianDecoder(LocationScaleDecoder):
 class LaplaceDecoder(LocationScaleDecoder):
     __doc__ = (
         "p(x|z) = prod_i Laplace(x_i; mu_i(z), b_i): an L1 reconstruction likelihood,\n"
-        "robust to outliers.\n"
-        + LocationScaleDecoder.__doc__.split("\n", 2)[2]
+        "robust to outliers.\n" + LocationScaleDecoder.__doc__.split("\n", 2)[2]
     )
     family = tfd.Laplace
 
@@ -391,7 +397,11 @@ class StudentTDecoder(LocationScaleDecoder):
 
 
 def _check_column_types(column_types):
-    if isinstance(column_types, str) or not hasattr(column_types, "__len__") or not len(column_types):
+    if (
+        isinstance(column_types, str)
+        or not hasattr(column_types, "__len__")
+        or not len(column_types)
+    ):
         raise ValueError(
             "column_types must be a non-empty list with one entry per column: 'gaussian', "
             "'student_t', 'bernoulli' or an int K >= 2 (a categorical column holding codes "
@@ -436,7 +446,9 @@ class MixedDecoder(Decoder):
         **kwargs: see ``Decoder``.
     """
 
-    def __init__(self, column_types, network=None, df=5.0, min_scale=1e-3, event_shape=None, **kwargs):
+    def __init__(
+        self, column_types, network=None, df=5.0, min_scale=1e-3, event_shape=None, **kwargs
+    ):
         self.column_types = _check_column_types(column_types)
         d = len(self.column_types)
         if event_shape is not None and tuple(event_shape) != (d,):
@@ -488,7 +500,9 @@ class MixedDecoder(Decoder):
             col = x[..., j]
             k = 2 if t == "bernoulli" else t
             if np.any(col < 0) or np.any(col > k - 1) or np.any(col != np.round(col)):
-                what = "0 or 1 (bernoulli)" if t == "bernoulli" else f"an integer code in 0..{k - 1}"
+                what = (
+                    "0 or 1 (bernoulli)" if t == "bernoulli" else f"an integer code in 0..{k - 1}"
+                )
                 raise ValueError(
                     f"{name}[:, {j}] must hold {what}. Received: values in "
                     f"[{float(np.min(col)):g}, {float(np.max(col)):g}]"

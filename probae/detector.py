@@ -29,7 +29,7 @@ from probae.model import ProbabilisticAutoencoder
 from probae.presets import VAE
 from probae.tables import CONTINUOUS, HANDLE_UNKNOWN, TablePreprocessor, is_dataframe
 
-__all__ = ["AnomalyDetector", "anomaly_scores"]
+__all__ = ["AnomalyDetector"]
 
 TABULAR_LIKELIHOODS = CONTINUOUS
 # Floor on the decoder's scales, in standard deviations of the training data: no column is
@@ -62,8 +62,17 @@ _MAX_AUTO_EPOCHS = 20
 # measured (the calibration of rows with missing entries, ``entry_log_prob_``).
 _CALIBRATION_ROWS = 256
 _FITTED = (
-    "mean_", "scale_", "constant_columns_", "offset_", "n_features_in_", "method_", "input_shape_",
-    "table_", "entry_log_prob_", "train_scores_", "feature_names_in_",
+    "mean_",
+    "scale_",
+    "constant_columns_",
+    "offset_",
+    "n_features_in_",
+    "method_",
+    "input_shape_",
+    "table_",
+    "entry_log_prob_",
+    "train_scores_",
+    "feature_names_in_",
 )
 PROBA_METHODS = ("linear", "unify")
 _FITTED_VALUE = object()  # "use the fitted attribute" (a default argument)
@@ -103,7 +112,9 @@ def _check_sample_weight(sample_weight, n):
             f"sample_weight must have one weight per row, shape ({n},). Received: shape {w.shape}"
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight must hold finite numbers >= 0. Received: negative, NaN or inf weights")
+        raise ValueError(
+            "sample_weight must hold finite numbers >= 0. Received: negative, NaN or inf weights"
+        )
     if not np.sum(w) > 0:
         raise ValueError(
             "Sample weights must contain at least one non-zero number: sample_weight must have "
@@ -276,7 +287,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 f"method must be None or one of {METHODS[:-1]}. Received: method={self.method!r}"
             )
         c = self.contamination
-        if not (c == "auto" if isinstance(c, str) else isinstance(c, numbers.Real) and 0 < c <= 0.5):
+        if not (
+            c == "auto" if isinstance(c, str) else isinstance(c, numbers.Real) and 0 < c <= 0.5
+        ):
             raise ValueError(
                 f"contamination must be 'auto' or a number in (0, 0.5]. Received: contamination={c!r}"
             )
@@ -301,7 +314,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
         b = self.beta
         if b != "auto" and not (
-            isinstance(b, numbers.Real) and not isinstance(b, (bool, str)) and np.isfinite(b) and b >= 0
+            isinstance(b, numbers.Real)
+            and not isinstance(b, (bool, str))
+            and np.isfinite(b)
+            and b >= 0
         ):
             raise ValueError(f"beta must be 'auto' or a number >= 0. Received: beta={b!r}")
         t = self.trim_fraction
@@ -312,13 +328,19 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 f"trim_fraction must be 'auto' or a number in [0, 0.5). Received: trim_fraction={t!r}"
             )
         lr = self.learning_rate
-        if not (isinstance(lr, numbers.Real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0):
+        if not (
+            isinstance(lr, numbers.Real) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0
+        ):
             raise ValueError(f"learning_rate must be a number > 0. Received: learning_rate={lr!r}")
-        if self.num_samples is not None and not (_is_int(self.num_samples) and self.num_samples > 0):
+        if self.num_samples is not None and not (
+            _is_int(self.num_samples) and self.num_samples > 0
+        ):
             raise ValueError(
                 f"num_samples must be None or a positive integer. Received: num_samples={self.num_samples!r}"
             )
-        if self.random_state is not None and not (_is_int(self.random_state) and self.random_state >= 0):
+        if self.random_state is not None and not (
+            _is_int(self.random_state) and self.random_state >= 0
+        ):
             raise ValueError(
                 "random_state must be None or a non-negative integer. "
                 f"Received: random_state={self.random_state!r}"
@@ -351,7 +373,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             validate_data(self, X, reset=reset, skip_check_array=True)
             return "table", X
         X = validate_data(
-            self, X, reset=reset, allow_nd=True, dtype=np.float64, ensure_all_finite="allow-nan",
+            self,
+            X,
+            reset=reset,
+            allow_nd=True,
+            dtype=np.float64,
+            ensure_all_finite="allow-nan",
             ensure_min_samples=1,
         )
         if X.ndim == 3:
@@ -416,26 +443,43 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if len(input_shape) == 3:
             latent = 16 if self.latent_dim == "auto" else self.latent_dim
             architecture = "conv" if self.architecture == "auto" else self.architecture
-            kwargs = {} if self.hidden_units == "auto" else {"hidden_units": tuple(self.hidden_units)}
+            kwargs = (
+                {} if self.hidden_units == "auto" else {"hidden_units": tuple(self.hidden_units)}
+            )
             net = {"event_shape": input_shape, "architecture": architecture}
             if kwargs:
                 net["hidden_units"] = tuple(reversed(kwargs["hidden_units"]))
             likelihood = self.likelihood
             if likelihood == "auto":
                 span = float(x.max() - x.min())
-                likelihood = GaussianDecoder(scale=_IMAGE_SCALE * (span if span > 0 else 1.0), **net)
+                likelihood = GaussianDecoder(
+                    scale=_IMAGE_SCALE * (span if span > 0 else 1.0), **net
+                )
             elif likelihood == "student_t":
                 likelihood = StudentTDecoder(**net)
             if self.beta != "auto":
                 kwargs["beta"] = float(self.beta)
-            return VAE(input_shape, latent, likelihood=likelihood, architecture=architecture,
-                       seed=seed, **kwargs)
+            return VAE(
+                input_shape,
+                latent,
+                likelihood=likelihood,
+                architecture=architecture,
+                seed=seed,
+                **kwargs,
+            )
         d = input_shape[0]
         latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
         hidden = (64, 32) if self.hidden_units == "auto" else tuple(self.hidden_units)
         beta = _TABULAR_BETA if self.beta == "auto" else float(self.beta)
-        model = VAE(input_shape, latent, likelihood=table.decoder(min_scale=_MIN_SCALE),
-                    hidden_units=hidden, architecture=self.architecture, seed=seed, beta=beta)
+        model = VAE(
+            input_shape,
+            latent,
+            likelihood=table.decoder(min_scale=_MIN_SCALE),
+            hidden_units=hidden,
+            architecture=self.architecture,
+            seed=seed,
+            beta=beta,
+        )
         return marginalize_missing(model)
 
     def _image_epochs(self, n):
@@ -473,15 +517,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
         def train(rows, epochs, batch):
             w = None if weights is None else np.tile(weights[rows], repeats)
-            model.fit(np.tile(Z[rows], (repeats, 1)), sample_weight=w, epochs=epochs, batch_size=batch,
-                      shuffle=True, verbose=self.verbose)
+            model.fit(
+                np.tile(Z[rows], (repeats, 1)),
+                sample_weight=w,
+                epochs=epochs,
+                batch_size=batch,
+                shuffle=True,
+                verbose=self.verbose,
+            )
 
         if first > 0:
             train(np.arange(len(Z)), first, batch)
         if first < epochs:
             method = default_method(model) if self.method is None else self.method
             entry = self._entry_log_prob(model, method, Z) if np.isnan(Z).any() else None
-            scores = -self._calibrated(Z, self._score(Z, model, method), entry)  # NaN: most anomalous
+            scores = -self._calibrated(
+                Z, self._score(Z, model, method), entry
+            )  # NaN: most anomalous
             kept = np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])
             train(kept, epochs - first, min(batch, len(kept)))
 
@@ -517,8 +569,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         table = None
         if kind == "table":
             table = TablePreprocessor(
-                column_types=self.column_types, continuous=self._continuous_likelihood(),
-                standardize=bool(self.standardize), handle_unknown=self.handle_unknown,
+                column_types=self.column_types,
+                continuous=self._continuous_likelihood(),
+                standardize=bool(self.standardize),
+                handle_unknown=self.handle_unknown,
             ).fit(X, sample_weight=weights)
             if not table.kept_.any():
                 raise ValueError(
@@ -543,12 +597,19 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if kind == "table":
             self._fit_table(model, Z, batch, weights)
         else:
-            model.fit(Z, sample_weight=weights, epochs=self._image_epochs(len(Z)), batch_size=batch,
-                      shuffle=True, verbose=self.verbose)
+            model.fit(
+                Z,
+                sample_weight=weights,
+                epochs=self._image_epochs(len(Z)),
+                batch_size=batch,
+                shuffle=True,
+                verbose=self.verbose,
+            )
         self.model_ = model
         self.method_ = default_method(model) if self.method is None else self.method
         self.entry_log_prob_ = (
-            None if kind == "images" or not getattr(model.encoder, "allows_missing", False)
+            None
+            if kind == "images" or not getattr(model.encoder, "allows_missing", False)
             else self._entry_log_prob(model, self.method_, Z).tolist()
         )
         scores = self._calibrated(Z, self._score(Z))
@@ -569,8 +630,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         (default: the fitted ``model_`` and ``method_``), without the calibration."""
         model = self.model_ if model is None else model
         method = self.method_ if method is None else method
-        s = -anomaly.anomaly_scores(model, Z, method=method, seed=self._seed(), num_samples=self.num_samples,
-                                    verbose=0)
+        s = -anomaly.anomaly_scores(
+            model, Z, method=method, seed=self._seed(), num_samples=self.num_samples, verbose=0
+        )
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
 
     def _entry_log_prob(self, model, method, Z):
@@ -603,7 +665,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return scores
         return scores + np.isnan(Z).astype(np.float64) @ np.asarray(entry_log_prob, np.float64)
 
-    def anomaly_scores(self, X, method=None, seed=None, num_samples=None, per_feature=False, **kwargs):
+    def anomaly_scores(
+        self, X, method=None, seed=None, num_samples=None, per_feature=False, **kwargs
+    ):
         """``probae.anomaly_scores`` of raw X under the detector's preprocessing and model.
 
         X is preprocessed exactly as in ``fit`` (column types, standardisation,
@@ -631,8 +695,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         seed = self._seed() if seed is None else seed
         num_samples = self.num_samples if num_samples is None else num_samples
         kwargs.setdefault("verbose", 0)
-        s = anomaly.anomaly_scores(self.model_, Z, method=method or self.method_, seed=seed,
-                                   num_samples=num_samples, **kwargs).astype(np.float64)
+        s = anomaly.anomaly_scores(
+            self.model_,
+            Z,
+            method=method or self.method_,
+            seed=seed,
+            num_samples=num_samples,
+            **kwargs,
+        ).astype(np.float64)
         return -self._calibrated(Z, -s) if own else s
 
     def score_samples(self, X):
@@ -654,9 +724,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def _per_feature(self, Z, method="reconstruction", seed=None):
-        per = anomaly.anomaly_scores(self.model_, Z, method=method, per_feature=True,
-                                     seed=self._seed() if seed is None else seed,
-                                     num_samples=self.num_samples, verbose=0).astype(np.float64)
+        per = anomaly.anomaly_scores(
+            self.model_,
+            Z,
+            method=method,
+            per_feature=True,
+            seed=self._seed() if seed is None else seed,
+            num_samples=self.num_samples,
+            verbose=0,
+        ).astype(np.float64)
         if Z.ndim != 2:
             return per
         per[np.isnan(Z)] = np.nan
@@ -707,11 +783,19 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 "with score_features(X)."
             )
         scores = -self.score_samples(X)
-        names = [str(c) for c in X.columns] if is_dataframe(X) else self.preprocessor_.feature_names_in_
+        names = (
+            [str(c) for c in X.columns] if is_dataframe(X) else self.preprocessor_.feature_names_in_
+        )
         labels = list(X.index) if is_dataframe(X) else list(range(len(scores)))
         return plotting.plot_feature_contributions(
-            contributions, scores, feature_names=names, row_labels=labels, n=n,
-            max_features=max_features, ax=ax, path=path,
+            contributions,
+            scores,
+            feature_names=names,
+            row_labels=labels,
+            n=n,
+            max_features=max_features,
+            ax=ax,
+            path=path,
         )
 
     # ------------------------------------------------------------------ PyOD's names
@@ -798,22 +882,35 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 NaN or infinite.
         """
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
+            raise TypeError(
+                f"path must be a file path (str or os.PathLike). Received: path={path!r}"
+            )
         params, model_param, fitted = self._state()
 
         def write(tmp):
             with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(tmp, "w") as zf:
                 digests = {}
-                for name, model in (("model.keras", getattr(self, "model_", None)), ("model_param.keras", model_param)):
+                for name, model in (
+                    ("model.keras", getattr(self, "model_", None)),
+                    ("model_param.keras", model_param),
+                ):
                     if model is not None:
                         file = os.path.join(folder, name)
                         model.save(file)
                         with open(file, "rb") as f:
                             digests[name] = hashlib.sha256(f.read()).hexdigest()
                         zf.write(file, name)
-                zf.writestr("params.json", json.dumps(
-                    {"format": _ARCHIVE_FORMAT, "params": params, "fitted": fitted, "sha256": digests}
-                ))
+                zf.writestr(
+                    "params.json",
+                    json.dumps(
+                        {
+                            "format": _ARCHIVE_FORMAT,
+                            "params": params,
+                            "fitted": fitted,
+                            "sha256": digests,
+                        }
+                    ),
+                )
 
         saving.replace_atomically(write, path)
 
@@ -833,7 +930,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 model that ``probae.load_model`` refuses.
         """
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
+            raise TypeError(
+                f"path must be a file path (str or os.PathLike). Received: path={path!r}"
+            )
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"path does not exist: no saved detector at path={path!r}")
@@ -845,8 +944,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 if "params.json" not in names:
                     raise saving.InvalidModelFileError(f"{prefix}: the archive has no params.json.")
                 state = json.loads(zf.read("params.json"))
-                if not isinstance(state, dict) or not isinstance(state.get("params"), dict) or (
-                    not isinstance(state.get("fitted"), dict)
+                if (
+                    not isinstance(state, dict)
+                    or not isinstance(state.get("params"), dict)
+                    or (not isinstance(state.get("fitted"), dict))
                 ):
                     raise saving.InvalidModelFileError(
                         f"{prefix}: its params.json holds no 'params' and 'fitted' tables."
@@ -868,7 +969,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                         models[name] = saving.load_model(file)
                     except saving.InvalidModelFileError as err:
                         raise saving.InvalidModelFileError(
-                            f"{prefix}: its {name} is refused: " + str(err).split(" is not a loadable probae model", 1)[-1].lstrip(": ")
+                            f"{prefix}: its {name} is refused: "
+                            + str(err).split(" is not a loadable probae model", 1)[-1].lstrip(": ")
                         ) from None
         except zipfile.BadZipFile as err:
             raise saving.InvalidModelFileError(
@@ -876,20 +978,28 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 "or of another format."
             ) from None
         except RecursionError:
-            raise saving.InvalidModelFileError(f"{prefix}: its params.json is nested too deeply to read.") from None
+            raise saving.InvalidModelFileError(
+                f"{prefix}: its params.json is nested too deeply to read."
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise saving.InvalidModelFileError(f"{prefix}: its params.json is not valid JSON ({err}).") from None
+            raise saving.InvalidModelFileError(
+                f"{prefix}: its params.json is not valid JSON ({err})."
+            ) from None
         params = dict(state["params"])
         unknown = sorted(set(params) - set(cls._get_param_names()))
         if unknown:
-            raise saving.InvalidModelFileError(f"{prefix}: unknown parameter(s) {unknown} in params.json.")
+            raise saving.InvalidModelFileError(
+                f"{prefix}: unknown parameter(s) {unknown} in params.json."
+            )
         if isinstance(params.get("hidden_units"), list):  # JSON has no tuples
             params["hidden_units"] = tuple(params["hidden_units"])
         try:
             det = cls(model=models.get("model_param.keras"), **params)
             det._check_params()
         except (TypeError, ValueError) as err:
-            raise saving.InvalidModelFileError(f"{prefix}: a parameter in params.json is invalid: {err}") from None
+            raise saving.InvalidModelFileError(
+                f"{prefix}: a parameter in params.json is invalid: {err}"
+            ) from None
         for key, value in state["fitted"].items():
             setattr(det, key, _fitted_value(prefix, key, value))
         if "model.keras" in models:
@@ -917,19 +1027,26 @@ _ARCHIVE_FORMAT = "probae.AnomalyDetector/1"
 
 def _fitted_value(prefix, key, value):
     """A fitted attribute read from params.json, converted and checked."""
+
     def bad(expected):
         return saving.InvalidModelFileError(
             f"{prefix}: the fitted attribute {key} must be {expected}. Received: {str(value)[:80]}"
         )
 
     if key not in _FITTED:
-        raise saving.InvalidModelFileError(f"{prefix}: unknown fitted attribute {key!r} in params.json.")
+        raise saving.InvalidModelFileError(
+            f"{prefix}: unknown fitted attribute {key!r} in params.json."
+        )
     if key in ("mean_", "scale_", "train_scores_"):
         try:
             array = np.asarray(value, np.float64)
         except (TypeError, ValueError):
             raise bad("a list of numbers") from None
-        if array.ndim != 1 or not np.all(np.isfinite(array)) or (key == "scale_" and np.any(array <= 0)):
+        if (
+            array.ndim != 1
+            or not np.all(np.isfinite(array))
+            or (key == "scale_" and np.any(array <= 0))
+        ):
             raise bad("a list of finite numbers" + (" > 0" if key == "scale_" else ""))
         return array
     if key == "constant_columns_":
@@ -941,7 +1058,11 @@ def _fitted_value(prefix, key, value):
             raise bad("a list of positive integers")
         return tuple(value)
     if key == "offset_":
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+        ):
             raise bad("a finite number")
         return float(value)
     if key == "n_features_in_":
@@ -957,9 +1078,13 @@ def _fitted_value(prefix, key, value):
             raise bad("a list of strings")
         return np.asarray(value, object)
     if key == "entry_log_prob_":
-        if value is not None and (not isinstance(value, list) or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in value
-        )):
+        if value is not None and (
+            not isinstance(value, list)
+            or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                for v in value
+            )
+        ):
             raise bad("null or a list of finite numbers")
         return value
     if key == "table_" and value is not None and not isinstance(value, dict):
@@ -972,9 +1097,13 @@ def _check_fitted_state(prefix, det):
     if not hasattr(det, "offset_"):
         return  # saved unfitted
     if not hasattr(det, "model_"):
-        raise saving.InvalidModelFileError(f"{prefix}: the detector is fitted but the archive has no model.keras.")
+        raise saving.InvalidModelFileError(
+            f"{prefix}: the detector is fitted but the archive has no model.keras."
+        )
     n = getattr(det, "n_features_in_", None)
-    lengths = {k: len(getattr(det, k)) for k in ("mean_", "scale_", "constant_columns_") if hasattr(det, k)}
+    lengths = {
+        k: len(getattr(det, k)) for k in ("mean_", "scale_", "constant_columns_") if hasattr(det, k)
+    }
     for key, length in lengths.items():
         if length not in (0, n) or length != max(lengths.values()):
             raise saving.InvalidModelFileError(
@@ -991,7 +1120,9 @@ def _check_fitted_state(prefix, det):
         try:
             det.preprocessor_  # noqa: B018 (rebuilt from table_ to check it)
         except (TypeError, ValueError, KeyError) as err:
-            raise saving.InvalidModelFileError(f"{prefix}: its table_ description is invalid: {err}") from None
+            raise saving.InvalidModelFileError(
+                f"{prefix}: its table_ description is invalid: {err}"
+            ) from None
 
 
 class _ModelBytes:

@@ -51,7 +51,10 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
 
     def _log_prob(self, x):
         components = self.components_distribution
-        if not isinstance(components, tfd.MultivariateNormalDiag) or components.batch_shape.rank != 1:
+        if (
+            not isinstance(components, tfd.MultivariateNormalDiag)
+            or components.batch_shape.rank != 1
+        ):
             return super()._log_prob(x)
         x = tf.convert_to_tensor(x)
         dtype = x.dtype
@@ -65,9 +68,9 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
             - 2.0 * tf.matmul(flat, loc * inv_var, transpose_b=True)
             + tf.reduce_sum(tf.square(loc) * inv_var, axis=-1)
         )  # [n, K]
-        log_norm = -tf.reduce_sum(tf.math.log(scale), axis=-1) - 0.5 * tf.cast(d, tf.float64) * np.log(
-            2.0 * np.pi
-        )
+        log_norm = -tf.reduce_sum(tf.math.log(scale), axis=-1) - 0.5 * tf.cast(
+            d, tf.float64
+        ) * np.log(2.0 * np.pi)
         log_weights = tf.cast(
             tf.math.log_softmax(self.mixture_distribution.logits_parameter(), axis=-1), tf.float64
         )
@@ -231,7 +234,9 @@ class Masked(tfd.Distribution):
         x = tf.convert_to_tensor(x, tf.float32)
         observed = tf.logical_not(tf.math.is_nan(x))
         filled = tf.where(observed, x, tf.zeros_like(x))
-        log_prob = tf.cast(self._distribution.log_prob(tf.cast(filled, self._distribution.dtype)), tf.float32)
+        log_prob = tf.cast(
+            self._distribution.log_prob(tf.cast(filled, self._distribution.dtype)), tf.float32
+        )
         return tf.where(observed, log_prob, tf.zeros_like(log_prob))
 
     def _sample_n(self, n, seed=None):

@@ -91,7 +91,9 @@ class Encoder(NetworkLayer):
         if self.latent_dim is None:  # a conditional encoder's own network: its output's width
             self.latent_dim = output_width(feat)
         expected = f"{self.params_per_dim} x latent_dim={self.latent_dim} values per example" + (
-            " (or two outputs [mean, log_var] of latent_dim each)" if self.params_per_dim == 2 else ""
+            " (or two outputs [mean, log_var] of latent_dim each)"
+            if self.params_per_dim == 2
+            else ""
         )
         if not self._use_head(fits, expected, f"{output_width(feat)} values per example"):
             self.head = None
@@ -253,7 +255,9 @@ class CodeLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            encoder=keras.saving.serialize_keras_object(self.encoder), output=self.output_kind, seed=self.seed
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            output=self.output_kind,
+            seed=self.seed,
         )
         return config
 

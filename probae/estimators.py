@@ -76,13 +76,12 @@ def tile_samples(x, k):
 
 def merge_sample_axis(z):
     """Codes ``[k, batch, ...]`` (a tensor or a structure) -> ``[k * batch, ...]``."""
-    return tf.nest.map_structure(
-        lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0)), z
-    )
+    return tf.nest.map_structure(lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0)), z)
 
 
-def sample_log_likelihoods(x, posterior, decode, num_samples=1, seed=None, shared_noise=False,
-                           per_feature=False):
+def sample_log_likelihoods(
+    x, posterior, decode, num_samples=1, seed=None, shared_noise=False, per_feature=False
+):
     """Draws k codes per example and evaluates log p(x|z) for each.
 
     Args:
@@ -161,8 +160,16 @@ def kl_per_dimension(posterior, prior):
     return tfd.kl_divergence(q, p)
 
 
-def log_weights(x, posterior, decode, prior, num_samples, seed=None, stop_posterior_gradient=False,
-                shared_noise=False):
+def log_weights(
+    x,
+    posterior,
+    decode,
+    prior,
+    num_samples,
+    seed=None,
+    stop_posterior_gradient=False,
+    shared_noise=False,
+):
     """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x), shape ``[k, batch]``.
 
     Returns ``(log_w, log_px_z, z)``: the reconstruction term log p(x|z_k) comes from the
@@ -188,8 +195,9 @@ def log_mean_exp(log_w, axis=0):
 
 
 # ---------------------------------------------------------------------- the chunked estimator
-def importance_sampling(x, posterior, decode, prior, num_samples, chunk, seed,
-                        shared_noise=False, per_feature=False):
+def importance_sampling(
+    x, posterior, decode, prior, num_samples, chunk, seed, shared_noise=False, per_feature=False
+):
     """Per-example terms from k = ``num_samples`` draws taken ``chunk`` at a time.
 
     Args:
@@ -226,7 +234,9 @@ def importance_sampling(x, posterior, decode, prior, num_samples, chunk, seed,
         z, log_px_z = out[0], out[1]
         sum_px += tf.reduce_sum(tf.where(valid, log_px_z, 0.0), axis=0)
         if per_feature:
-            mask = tf.reshape(valid, tf.concat([[chunk], tf.ones([tf.rank(out[2]) - 1], tf.int32)], 0))
+            mask = tf.reshape(
+                valid, tf.concat([[chunk], tf.ones([tf.rank(out[2]) - 1], tf.int32)], 0)
+            )
             sum_feat += tf.reduce_sum(tf.where(mask, out[2], 0.0), axis=0)
         if prior is not None:
             log_w = log_px_z + prior.log_prob(z) - posterior.log_prob(z)
@@ -304,8 +314,17 @@ def progress(total, verbose):
     return keras.utils.Progbar(total, verbose=verbose, unit_name="example")
 
 
-def estimate(model, batches, num_samples, seed=None, shared_noise=False, per_feature=False,
-             point=False, total=None, verbose=0):
+def estimate(
+    model,
+    batches,
+    num_samples,
+    seed=None,
+    shared_noise=False,
+    per_feature=False,
+    point=False,
+    total=None,
+    verbose=0,
+):
     """Runs the chunked estimator of a model over batches; per-example NumPy arrays.
 
     Args:
@@ -355,8 +374,15 @@ def _importance_fn(model, k, chunk, shared_noise, per_feature):
         posterior = model.posterior(xb, condition=cb)
         decode = model.decoder_fn(cb, num_samples=chunk)
         return importance_sampling(
-            xb, posterior, decode, model.prior_distribution(), k, chunk, seed,
-            shared_noise=shared_noise, per_feature=per_feature,
+            xb,
+            posterior,
+            decode,
+            model.prior_distribution(),
+            k,
+            chunk,
+            seed,
+            shared_noise=shared_noise,
+            per_feature=per_feature,
         )
 
     return run

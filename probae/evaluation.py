@@ -26,6 +26,7 @@ __all__ = ["evaluate_likelihood", "ACTIVE_UNIT_THRESHOLD"]
 # Burda et al. 2016, section 5.2: a unit is active when Cov_x(E_q[z_j]) > 0.01.
 ACTIVE_UNIT_THRESHOLD = 0.01
 
+
 class _Moments:
     """Running mean and variance per latent unit over examples (Chan et al.'s merge)."""
 
@@ -68,7 +69,9 @@ def _check_threshold(value):
 def _code_matrix(code):
     """A point estimate (a tensor or a dict of tensors) as one ``[n, units]`` array."""
     leaves = tf.nest.flatten(code)
-    return np.concatenate([np.reshape(np.asarray(t), (len(np.asarray(t)), -1)) for t in leaves], axis=1)
+    return np.concatenate(
+        [np.reshape(np.asarray(t), (len(np.asarray(t)), -1)) for t in leaves], axis=1
+    )
 
 
 def evaluate_likelihood(

@@ -60,9 +60,7 @@ def supports_steps_per_execution(callback):
     if type(callback) in _keras_callbacks_grouped_steps_safe():
         return True
     base = keras.callbacks.Callback
-    return all(
-        getattr(type(callback), hook, None) is getattr(base, hook) for hook in _BATCH_HOOKS
-    )
+    return all(getattr(type(callback), hook, None) is getattr(base, hook) for hook in _BATCH_HOOKS)
 
 
 class StepGrouping:
@@ -104,7 +102,9 @@ class StepGrouping:
         if steps == model.steps_per_execution:
             return
         self._functions[model.steps_per_execution] = (
-            model.train_function, model.test_function, model.predict_function
+            model.train_function,
+            model.test_function,
+            model.predict_function,
         )
         model.steps_per_execution = steps
         model.train_function, model.test_function, model.predict_function = self._functions.get(

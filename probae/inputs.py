@@ -104,10 +104,15 @@ def check_sample_weight(sample_weight, n, name="sample_weight"):
     """One finite, non-negative weight per example (or None)."""
     if sample_weight is None:
         return None
-    w = as_float_array(np.asarray(sample_weight)[:, None] if np.ndim(sample_weight) == 1 else sample_weight,
-                       name, event_shape=(1,))[:, 0]
+    w = as_float_array(
+        np.asarray(sample_weight)[:, None] if np.ndim(sample_weight) == 1 else sample_weight,
+        name,
+        event_shape=(1,),
+    )[:, 0]
     if len(w) != n:
-        raise ValueError(f"{name} must have one weight per example ({n}). Received: {len(w)} weights")
+        raise ValueError(
+            f"{name} must have one weight per example ({n}). Received: {len(w)} weights"
+        )
     if np.any(w < 0):
         raise ValueError(f"{name} must be >= 0. Received: a minimum of {float(w.min()):g}")
     return w
@@ -159,12 +164,15 @@ def check_loop_options(kwargs, *required):
 
 
 def _is_table_or_sparse(x):
-    return (hasattr(x, "dtypes") and hasattr(x, "columns")) or (hasattr(x, "toarray") and hasattr(x, "nnz"))
+    return (hasattr(x, "dtypes") and hasattr(x, "columns")) or (
+        hasattr(x, "toarray") and hasattr(x, "nnz")
+    )
 
 
 def is_array_like(x):
     """Arrays, tensors, lists, DataFrames and sparse matrices (or a tuple of them), as
     opposed to datasets and generators: validated as arrays."""
+
     def one(v):
         return isinstance(v, (np.ndarray, list, tf.Tensor)) or _is_table_or_sparse(v)
 
@@ -240,7 +248,11 @@ def unpack(model, data):
                 f"{model.condition_shape}. Use fit(x, condition) or fit((x, condition))."
             )
         condition = tf.convert_to_tensor(condition)
-        if len(model.condition_shape) == 1 and condition.shape.rank == 1 and condition.dtype.is_integer:
+        if (
+            len(model.condition_shape) == 1
+            and condition.shape.rank == 1
+            and condition.dtype.is_integer
+        ):
             condition = tf.one_hot(tf.cast(condition, tf.int32), model.condition_shape[0])
     x = tf.cast(x, "float32")
     target = x if target is None else tf.cast(target, "float32")
@@ -295,7 +307,8 @@ def check_dataset(model, dataset, name="x"):
             raise ValueError(
                 f"{what} (from the tf.data.Dataset) must have shape (batch, "
                 f"{', '.join(map(str, event))}) to match the model. Received: batches of shape "
-                f"{shape}" + (" (labels? an unconditional model reconstructs y from x)" if what == "y" else "")
+                f"{shape}"
+                + (" (labels? an unconditional model reconstructs y from x)" if what == "y" else "")
             )
     support = getattr(model.decoder, "support", None)
     missing_ok = allows_missing(model)
@@ -304,20 +317,26 @@ def check_dataset(model, dataset, name="x"):
         x, ys, _ = _element_parts(model, element if len(element) > 1 else element[0])
         for what, t in [(name, x)] + [("y", y) for y in ys]:
             t = tf.cast(t, tf.float32)
-            finite = tf.math.is_finite(t) | tf.math.is_nan(t) if missing_ok else tf.math.is_finite(t)
+            finite = (
+                tf.math.is_finite(t) | tf.math.is_nan(t) if missing_ok else tf.math.is_finite(t)
+            )
             tf.debugging.Assert(
                 tf.reduce_all(finite),
-                [f"{STREAM_ERROR} {what} must contain only finite values: a batch streamed from "
-                 "the tf.data.Dataset holds NaN or infinite values."],
+                [
+                    f"{STREAM_ERROR} {what} must contain only finite values: a batch streamed from "
+                    "the tf.data.Dataset holds NaN or infinite values."
+                ],
             )
             if support is not None:
                 low, high = support
                 inside = (t >= low) & (t <= high) | tf.math.is_nan(t)
                 tf.debugging.Assert(
                     tf.reduce_all(inside),
-                    [f"{STREAM_ERROR} {what} must lie in [{low:g}, {high:g}] for a "
-                     f"{type(model.decoder).__name__}: a batch streamed from the tf.data.Dataset "
-                     "has values outside (0-255 images? divide by 255)."],
+                    [
+                        f"{STREAM_ERROR} {what} must lie in [{low:g}, {high:g}] for a "
+                        f"{type(model.decoder).__name__}: a batch streamed from the tf.data.Dataset "
+                        "has values outside (0-255 images? divide by 255)."
+                    ],
                 )
         return element if len(element) > 1 else element[0]
 

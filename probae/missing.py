@@ -64,7 +64,9 @@ class _ObservedMaskInput:
         x = tf.convert_to_tensor(inputs)
         observed = tf.logical_not(tf.math.is_nan(x))
         filled = tf.where(observed, x, tf.zeros_like(x))
-        return super().call(tf.concat([filled, tf.cast(observed, x.dtype)], axis=-1), condition=condition)
+        return super().call(
+            tf.concat([filled, tf.cast(observed, x.dtype)], axis=-1), condition=condition
+        )
 
 
 class _MarginalLikelihood:
@@ -123,7 +125,10 @@ class MaskedMixedDecoder(_MarginalLikelihood, MixedDecoder):
     """``MixedDecoder`` whose log_prob is over the observed (non-NaN) entries only."""
 
 
-ENCODERS = {GaussianEncoder: MaskedGaussianEncoder, DeterministicEncoder: MaskedDeterministicEncoder}
+ENCODERS = {
+    GaussianEncoder: MaskedGaussianEncoder,
+    DeterministicEncoder: MaskedDeterministicEncoder,
+}
 DECODERS = {
     GaussianDecoder: MaskedGaussianDecoder,
     StudentTDecoder: MaskedStudentTDecoder,
@@ -171,6 +176,10 @@ def marginalize_missing(model):
             f"model must be a probae.ProbabilisticAutoencoder. Received: model={type(model).__name__}"
         )
     config = model.get_config()
-    config["encoder"] = keras.saving.serialize_keras_object(_masked_part(model.encoder, ENCODERS, "encoder"))
-    config["decoder"] = keras.saving.serialize_keras_object(_masked_part(model.decoder, DECODERS, "decoder"))
+    config["encoder"] = keras.saving.serialize_keras_object(
+        _masked_part(model.encoder, ENCODERS, "encoder")
+    )
+    config["decoder"] = keras.saving.serialize_keras_object(
+        _masked_part(model.decoder, DECODERS, "decoder")
+    )
     return type(model).from_config(config)

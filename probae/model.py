@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from probae import callbacks as callbacks_lib
-from probae import estimators, execution, inputs, objectives, posteriors, saving
+from probae import estimators, execution, inputs, objectives, posteriors, priors, saving
 from probae._validation import (
     as_float_array,
     check_array_size,
@@ -28,7 +28,6 @@ from probae.corruption import get_corruption
 from probae.decoders import Decoder
 from probae.encoders import Encoder
 from probae.penalties import get_penalty
-from probae import priors
 from probae.priors import Prior, StandardNormalPrior
 from probae.seeds import batch_seed, seed_tensor, split_seed
 
@@ -174,7 +173,10 @@ class ProbabilisticAutoencoder(keras.Model):
         if num_samples is not None:
             num_samples = check_positive_int(num_samples, "num_samples")
         self.objective = objectives.get(
-            objective, beta=beta, num_samples=num_samples, free_bits=free_bits,
+            objective,
+            beta=beta,
+            num_samples=num_samples,
+            free_bits=free_bits,
             gradient_estimator=gradient_estimator,
         )
         if prior is None and not encoder.point_mass:
@@ -183,8 +185,8 @@ class ProbabilisticAutoencoder(keras.Model):
         self.penalty = get_penalty(penalty)
         self.corruption = get_corruption(corruption)
         self.seed = check_seed(seed)
-        self.condition_shape = None if condition_shape is None else check_shape(
-            condition_shape, "condition_shape"
+        self.condition_shape = (
+            None if condition_shape is None else check_shape(condition_shape, "condition_shape")
         )
         for part in (encoder, decoder):
             if self.condition_shape is not None:
@@ -355,7 +357,9 @@ class ProbabilisticAutoencoder(keras.Model):
             )
 
     # ------------------------------------------------------------------ the maths
-    def compute_terms(self, x, condition=None, seed=None, training=False, num_samples=None, target=None):
+    def compute_terms(
+        self, x, condition=None, seed=None, training=False, num_samples=None, target=None
+    ):
         """Per-example objective terms on a batch of tensors (no validation).
 
         The encoder reads x (corrupted in training when the model has a corruption); the
@@ -377,9 +381,12 @@ class ProbabilisticAutoencoder(keras.Model):
         if "beta" in objective.annealable:
             weights["beta"] = tf.convert_to_tensor(self.beta_variable)
         terms = objective(
-            x if target is None else target, posterior,
+            x if target is None else target,
+            posterior,
             self.decoder_fn(condition, objective.num_samples, training),
-            self.prior_distribution(), seed, **weights,
+            self.prior_distribution(),
+            seed,
+            **weights,
         )
         if self.penalty is not None:
             penalty = self.penalty(posteriors.point_estimate(posterior))
@@ -397,7 +404,11 @@ class ProbabilisticAutoencoder(keras.Model):
         if self.condition_shape is not None and isinstance(inputs, (tuple, list)):
             x, condition = inputs[0], inputs[1]
         posterior = self.posterior(x, condition=condition, training=training)
-        z = posterior.sample(seed=self._next_seed()) if training else posteriors.point_estimate(posterior)
+        z = (
+            posterior.sample(seed=self._next_seed())
+            if training
+            else posteriors.point_estimate(posterior)
+        )
         return self.decoder(z, condition=condition, training=training)
 
     def _next_seed(self):
@@ -422,7 +433,10 @@ class ProbabilisticAutoencoder(keras.Model):
         else:
             w = tf.reshape(tf.cast(sample_weight, per_example_loss.dtype), [-1])
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            loss = tf.math.divide_no_nan(tf.reduce_sum(w * per_example_loss), tf.reduce_sum(w)) / replicas
+            loss = (
+                tf.math.divide_no_nan(tf.reduce_sum(w * per_example_loss), tf.reduce_sum(w))
+                / replicas
+            )
         if self.losses:
             regularization = tf.add_n(self.losses)
             loss += tf.nn.scale_regularization_loss(regularization)
@@ -534,11 +548,14 @@ class ProbabilisticAutoencoder(keras.Model):
     def compile_from_config(self, config):
         """Restores the compiled state (optimizer and its slots) when a model is loaded."""
         config = keras.saving.deserialize_keras_object(config)
-        config = {k: v for k, v in config.items() if k not in ("loss", "metrics", "loss_weights", "weighted_metrics")}
+        config = {
+            k: v
+            for k, v in config.items()
+            if k not in ("loss", "metrics", "loss_weights", "weighted_metrics")
+        }
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
-
 
     # ------------------------------------------------------------------ fit / evaluate
     def _group_steps(self, callbacks, step_counts, epoch_steps=None):
@@ -608,7 +625,9 @@ class ProbabilisticAutoencoder(keras.Model):
         if not self.compiled:
             self.compile()
         if not kwargs.get("_use_cached_eval_dataset", False):  # fit's validation: fit chose
-            self._group_steps(kwargs.get("callbacks"), (kwargs.get("steps"),), self._array_steps(x, kwargs))
+            self._group_steps(
+                kwargs.get("callbacks"), (kwargs.get("steps"),), self._array_steps(x, kwargs)
+            )
         try:
             return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
         except tf.errors.InvalidArgumentError as err:
@@ -631,7 +650,9 @@ class ProbabilisticAutoencoder(keras.Model):
         else:
             x, _, _ = inputs.keras_inputs(self, x, None)
         try:
-            return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+            return super().predict(
+                x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks
+            )
         except tf.errors.InvalidArgumentError as err:
             message = inputs.stream_error(err)
             if message is None:
@@ -676,8 +697,13 @@ class ProbabilisticAutoencoder(keras.Model):
 
         def bound(x, condition=None):
             terms = estimators.importance_sampling(
-                x, self.posterior(x, condition=condition), self.decoder_fn(condition),
-                self.prior_distribution(), 1, 1, tf.constant([0, 0], tf.int32),
+                x,
+                self.posterior(x, condition=condition),
+                self.decoder_fn(condition),
+                self.prior_distribution(),
+                1,
+                1,
+                tf.constant([0, 0], tf.int32),
             )
             return terms["elbo"] if self.has_density else terms["reconstruction"]
 
@@ -686,7 +712,9 @@ class ProbabilisticAutoencoder(keras.Model):
         archive.add_endpoint("serve", reconstruct, input_signature=specs)
         archive.add_endpoint("encode", encode, input_signature=specs)
         archive.add_endpoint("reconstruct", reconstruct, input_signature=specs)
-        archive.add_endpoint("elbo" if self.has_density else "reconstruction_log_prob", bound, input_signature=specs)
+        archive.add_endpoint(
+            "elbo" if self.has_density else "reconstruction_log_prob", bound, input_signature=specs
+        )
         archive.write_out(filepath, verbose=verbose)
 
     # ------------------------------------------------------------------ user methods
@@ -756,7 +784,9 @@ class ProbabilisticAutoencoder(keras.Model):
                 "model.build((None, *shape)) first."
             )
 
-    def reconstruct(self, x, condition=None, batch_size=256, sample=False, seed=None, verbose="auto"):
+    def reconstruct(
+        self, x, condition=None, batch_size=256, sample=False, seed=None, verbose="auto"
+    ):
         """Reconstructs x: the decoder's mean at the posterior's point estimate (by default).
 
         Args:
@@ -826,7 +856,9 @@ class ProbabilisticAutoencoder(keras.Model):
                 condition = np.broadcast_to(c, (n, *c.shape))
         c = inputs.check_condition(self, condition, n)
         z_seed, x_seed = split_seed(seed_tensor(seed))
-        z = priors.sample(self.prior_distribution(), n, z_seed, check_positive_float(temperature, "temperature"))
+        z = priors.sample(
+            self.prior_distribution(), n, z_seed, check_positive_float(temperature, "temperature")
+        )
         likelihood = self.decoder(z, condition=c, training=False)
         x = likelihood.mean() if mean else likelihood.sample(seed=x_seed)
         return keras.ops.convert_to_numpy(x)
@@ -842,8 +874,16 @@ class ProbabilisticAutoencoder(keras.Model):
             self, batches, k, seed=check_seed(seed), total=total, verbose=verbose
         )
 
-    def elbo(self, x, condition=None, num_samples=1, seed=None, batch_size=256, return_terms=False,
-             verbose="auto"):
+    def elbo(
+        self,
+        x,
+        condition=None,
+        num_samples=1,
+        seed=None,
+        batch_size=256,
+        return_terms=False,
+        verbose="auto",
+    ):
         """The ELBO per example (beta = 1), in nats (``probae.estimators.estimate``).
 
         Args:
@@ -872,7 +912,13 @@ class ProbabilisticAutoencoder(keras.Model):
         return terms if return_terms else terms["elbo"]
 
     def log_likelihood(
-        self, x, condition=None, num_samples=1000, seed=None, batch_size=None, verbose="auto",
+        self,
+        x,
+        condition=None,
+        num_samples=1000,
+        seed=None,
+        batch_size=None,
+        verbose="auto",
         return_terms=False,
     ):
         """Importance-sampling estimate of log p(x) per example, in nats.
@@ -910,7 +956,9 @@ class ProbabilisticAutoencoder(keras.Model):
         if self.built:
             self._require_density("log_likelihood")
         batch_size = 100 if batch_size is None else batch_size
-        terms = self._estimate(x, condition, num_samples, seed, batch_size, verbose, "log_likelihood")
+        terms = self._estimate(
+            x, condition, num_samples, seed, batch_size, verbose, "log_likelihood"
+        )
         return terms if return_terms else terms["log_likelihood"]
 
     # ------------------------------------------------------------------ saving
@@ -941,14 +989,20 @@ class ProbabilisticAutoencoder(keras.Model):
             "trainable": self.trainable,
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "prior": None if self.prior is None else keras.saving.serialize_keras_object(self.prior),
+            "prior": None
+            if self.prior is None
+            else keras.saving.serialize_keras_object(self.prior),
             "objective": keras.saving.serialize_keras_object(self.objective),
             "condition_shape": None if self.condition_shape is None else list(self.condition_shape),
             "input_shape": None if self.event_shape is None else list(self.event_shape),
             "seed": self.seed,
-            "penalty": None if self.penalty is None else keras.saving.serialize_keras_object(self.penalty),
+            "penalty": None
+            if self.penalty is None
+            else keras.saving.serialize_keras_object(self.penalty),
             "corruption": (
-                None if self.corruption is None else keras.saving.serialize_keras_object(self.corruption)
+                None
+                if self.corruption is None
+                else keras.saving.serialize_keras_object(self.corruption)
             ),
         }
 

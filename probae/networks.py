@@ -61,7 +61,9 @@ class GLU(keras.layers.Layer):
         return keras.activations.glu(inputs, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (None if input_shape[-1] is None else input_shape[-1] // 2,)
+        return tuple(input_shape[:-1]) + (
+            None if input_shape[-1] is None else input_shape[-1] // 2,
+        )
 
 
 def _layers(make, units, activation, **kwargs):

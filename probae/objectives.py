@@ -276,7 +276,9 @@ class ELBO(Objective):
 
     def __init__(self, beta=1.0, free_bits=None, num_samples=1):
         self.beta = check_non_negative_float(beta, "beta")
-        self.free_bits = None if free_bits is None else check_non_negative_float(free_bits, "free_bits")
+        self.free_bits = (
+            None if free_bits is None else check_non_negative_float(free_bits, "free_bits")
+        )
         self.num_samples = _check_num_samples(num_samples)
 
     def metric_names(self, has_prior=True):
@@ -285,9 +287,14 @@ class ELBO(Objective):
     def __call__(self, x, posterior, decode, prior, seed=None, beta=None):
         _check_reparameterized(posterior, "The ELBO")
         return elbo(
-            x, posterior, decode, prior,
+            x,
+            posterior,
+            decode,
+            prior,
             beta=self.beta if beta is None else beta,
-            num_samples=self.num_samples, seed=seed, free_bits=self.free_bits,
+            num_samples=self.num_samples,
+            seed=seed,
+            free_bits=self.free_bits,
         )
 
     def get_config(self):
@@ -345,7 +352,12 @@ class IWAE(Objective):
     def __call__(self, x, posterior, decode, prior, seed=None):
         _check_reparameterized(posterior, "The IWAE bound")
         return iwae_bound(
-            x, posterior, decode, prior, self.num_samples, seed,
+            x,
+            posterior,
+            decode,
+            prior,
+            self.num_samples,
+            seed,
             gradient_estimator=self.gradient_estimator,
         )
 
@@ -399,8 +411,12 @@ def get(objective, beta=None, num_samples=None, free_bits=None, gradient_estimat
         TypeError: ``objective`` is neither a string nor an ``Objective``.
         ValueError: an unknown name, or an option the objective does not take.
     """
-    options = {"beta": beta, "num_samples": num_samples, "free_bits": free_bits,
-               "gradient_estimator": gradient_estimator}
+    options = {
+        "beta": beta,
+        "num_samples": num_samples,
+        "free_bits": free_bits,
+        "gradient_estimator": gradient_estimator,
+    }
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(objective, dict):
         objective = keras.saving.deserialize_keras_object(objective)
@@ -443,5 +459,7 @@ def get(objective, beta=None, num_samples=None, free_bits=None, gradient_estimat
     if objective == "elbo":
         return ELBO(**{k: v for k, v in given.items() if k in ("beta", "free_bits", "num_samples")})
     if objective == "iwae":
-        return IWAE(**{k: v for k, v in given.items() if k in ("num_samples", "gradient_estimator")})
+        return IWAE(
+            **{k: v for k, v in given.items() if k in ("num_samples", "gradient_estimator")}
+        )
     return RenyiBound(**{k: v for k, v in given.items() if k == "num_samples"})

@@ -77,7 +77,9 @@ class SparsityPenalty(CodePenalty):
         rho = self.sparsity
         eps = 1e-6
         rho_hat = tf.clip_by_value(tf.reduce_mean(code, axis=0), eps, 1.0 - eps)
-        kl = rho * tf.math.log(rho / rho_hat) + (1.0 - rho) * tf.math.log((1.0 - rho) / (1.0 - rho_hat))
+        kl = rho * tf.math.log(rho / rho_hat) + (1.0 - rho) * tf.math.log(
+            (1.0 - rho) / (1.0 - rho_hat)
+        )
         return tf.reduce_sum(kl)
 
     def __call__(self, code):

@@ -206,9 +206,7 @@ def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
     x = _as_images(x, "x", image_shape)
     r = _as_images(reconstructions, "reconstructions", image_shape)
     if x.shape != r.shape:
-        raise ValueError(
-            f"reconstructions must have the shape of x {x.shape}. Received: {r.shape}"
-        )
+        raise ValueError(f"reconstructions must have the shape of x {x.shape}. Received: {r.shape}")
     n = min(n, len(x))
     if x.ndim == 2:  # signals: overlaid
         fig = _new_figure(1.8 * n + 0.4, 1.8)
@@ -345,7 +343,9 @@ def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
     images = _as_images(_decoder_means(model, z, condition), "decoded", image_shape)
     if images.ndim == 2:  # signals
         fig = _grid(
-            images, n, n,
+            images,
+            n,
+            n,
             row_labels=[f"z2={v + 0.0:.1f}" for v in q[::-1, 1]],
             col_labels=[f"z1={v + 0.0:.1f}" for v in q[:, 0]],
         )
@@ -429,7 +429,8 @@ def plot_interpolation(
     linear = (1 - t)[:, None] * z[0] + t[:, None] * z[1]
     spherical = slerp(z[0], z[1], t)
     images = _as_images(
-        _decoder_means(model, np.concatenate([linear, spherical]), condition), "decoded",
+        _decoder_means(model, np.concatenate([linear, spherical]), condition),
+        "decoded",
         image_shape,
     )
     fig = _grid(
@@ -546,7 +547,7 @@ def plot_history(history, path=None, ncols=4):
     nrows = math.ceil(len(panels) / ncols)
     fig = _new_figure(3.6 * ncols, 3.0 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.axis("off")
     for ax, key in zip(axes, panels):
         values = np.asarray(logs[key], np.float64)
@@ -555,7 +556,11 @@ def plot_history(history, path=None, ncols=4):
         if f"val_{key}" in logs:
             ax.plot(epochs, logs[f"val_{key}"], ls="--", marker="o", ms=3, label="validation")
             ax.legend()
-        if key in ("learning_rate", "lr") and values.min() > 0 and values.max() >= 10 * values.min():
+        if (
+            key in ("learning_rate", "lr")
+            and values.min() > 0
+            and values.max() >= 10 * values.min()
+        ):
             ax.set_yscale("log")
         ax.set_title(_HISTORY_TITLES.get(key, key))
         ax.set_xlabel("epoch")
@@ -587,8 +592,7 @@ def plot_anomaly_scores(
 
     if isinstance(labels, str) or len(labels) != 2:
         raise ValueError(
-            "labels must be two names (normal, anomalous). Received: "
-            f"labels={labels!r}"
+            f"labels must be two names (normal, anomalous). Received: labels={labels!r}"
         )
     normal = np.asarray(scores_normal, np.float64).reshape(-1)
     anomalous = np.asarray(scores_anomalous, np.float64).reshape(-1)
@@ -652,7 +656,9 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
         _show(axes[0, j], x[j], xmin, xmax)
         if scores.ndim == 2:  # signals
             _show(axes[1, j], scores[j], vmin, vmax, color="C3")
-            axes[1, j].fill_between(np.arange(scores.shape[1]), vmin, scores[j], color="C3", alpha=0.3)
+            axes[1, j].fill_between(
+                np.arange(scores.shape[1]), vmin, scores[j], color="C3", alpha=0.3
+            )
             continue
         heat = axes[1, j].imshow(scores[j], cmap="inferno", vmin=vmin, vmax=vmax)
         axes[1, j].set_xticks([])
@@ -664,8 +670,16 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
     return _finish(fig, path)
 
 
-def plot_feature_contributions(contributions, scores, feature_names=None, row_labels=None, n=4,
-                               max_features=10, ax=None, path=None):
+def plot_feature_contributions(
+    contributions,
+    scores,
+    feature_names=None,
+    row_labels=None,
+    n=4,
+    max_features=10,
+    ax=None,
+    path=None,
+):
     """A heat map of the per-feature contributions of the ``n`` most anomalous rows.
 
     One row of cells per anomaly (highest score first, labelled with ``row_labels`` and
@@ -704,7 +718,9 @@ def plot_feature_contributions(contributions, scores, feature_names=None, row_la
         )
     n = check_positive_int(n, "n")
     max_features = check_positive_int(max_features, "max_features")
-    names = [f"x{j}" for j in range(values.shape[1])] if feature_names is None else list(feature_names)
+    names = (
+        [f"x{j}" for j in range(values.shape[1])] if feature_names is None else list(feature_names)
+    )
     if len(names) != values.shape[1]:
         raise ValueError(
             f"feature_names must have one name per column ({values.shape[1]}). Received: {len(names)}"
@@ -726,14 +742,23 @@ def plot_feature_contributions(contributions, scores, feature_names=None, row_la
         fig = ax.figure
     finite = cells[np.isfinite(cells)]
     bound = float(np.max(np.abs(finite))) if finite.size else 1.0
-    image = ax.imshow(np.ma.masked_invalid(cells), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    image = ax.imshow(
+        np.ma.masked_invalid(cells), cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto"
+    )
     for i in range(cells.shape[0]):
         for j in range(cells.shape[1]):
             value = cells[i, j]
             text = "missing" if np.isnan(value) else f"{value:.1f}"
             strong = np.isfinite(value) and abs(value) > 0.6 * bound
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if strong else ("grey" if np.isnan(value) else "black"))
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if strong else ("grey" if np.isnan(value) else "black"),
+            )
     ax.set_xticks(np.arange(len(columns)))
     ax.set_xticklabels([str(names[j])[:18] for j in columns], rotation=40, ha="right", fontsize=8)
     ax.set_yticks(np.arange(len(order)))

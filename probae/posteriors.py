@@ -151,9 +151,7 @@ def stop_parameter_gradients(posterior):
             "doubly reparameterised gradient needs a diagonal Gaussian or point-mass "
             "posterior). Use gradient_estimator='iwae'."
         )
-    params = {
-        k: tf.stop_gradient(v) for k, v in posterior.parameters.items() if tf.is_tensor(v)
-    }
+    params = {k: tf.stop_gradient(v) for k, v in posterior.parameters.items() if tf.is_tensor(v)}
     if isinstance(posterior, tfd.MultivariateNormalDiag):
         # scale_diag may be a tensor while the stored scale operator is not.
         params = {

@@ -94,16 +94,30 @@ def _build(
     head = model_kwargs.pop("head", "auto")
     if isinstance(input_shape, keras.layers.Layer) or isinstance(latent_dim, keras.layers.Layer):
         return _build_from_networks(
-            encoder_cls, input_shape, latent_dim, likelihood, encoder_network, decoder_network,
-            fixed_unit_scale, encoder_kwargs, head, model_kwargs,
+            encoder_cls,
+            input_shape,
+            latent_dim,
+            likelihood,
+            encoder_network,
+            decoder_network,
+            fixed_unit_scale,
+            encoder_kwargs,
+            head,
+            model_kwargs,
         )
     input_shape = check_shape(input_shape, "input_shape")
     latent_dim = check_positive_int(latent_dim, "latent_dim")
     net = _network_kwargs(architecture, hidden_units, activation, filters)
-    encoder = encoder_cls(latent_dim, network=encoder_network, head=head, **net, **(encoder_kwargs or {}))
+    encoder = encoder_cls(
+        latent_dim, network=encoder_network, head=head, **net, **(encoder_kwargs or {})
+    )
     decoder = make_decoder(
-        likelihood, input_shape, network=decoder_network, fixed_unit_scale=fixed_unit_scale,
-        head=head, **net,
+        likelihood,
+        input_shape,
+        network=decoder_network,
+        fixed_unit_scale=fixed_unit_scale,
+        head=head,
+        **net,
     )
     return ProbabilisticAutoencoder(encoder, decoder, input_shape=input_shape, **model_kwargs)
 
@@ -120,8 +134,18 @@ def _declared_shape(network, which):
     return tuple(int(d) for d in shape[1:])
 
 
-def _build_from_networks(encoder_cls, encoder_network, decoder_network, likelihood, enc_kw,
-                         dec_kw, fixed_unit_scale, encoder_kwargs, head, model_kwargs):
+def _build_from_networks(
+    encoder_cls,
+    encoder_network,
+    decoder_network,
+    likelihood,
+    enc_kw,
+    dec_kw,
+    fixed_unit_scale,
+    encoder_kwargs,
+    head,
+    model_kwargs,
+):
     """The bring-your-own-networks form: ``VAE(encoder, decoder)``.
 
     Both networks are used as they are (see ``probae._base``): the code size is the
@@ -145,7 +169,11 @@ def _build_from_networks(encoder_cls, encoder_network, decoder_network, likeliho
     data_shape = _declared_shape(encoder_network, "input")
     encoder = encoder_cls(latent_dim, network=encoder_network, head=head, **(encoder_kwargs or {}))
     decoder = make_decoder(
-        likelihood, data_shape, network=decoder_network, fixed_unit_scale=fixed_unit_scale, head=head
+        likelihood,
+        data_shape,
+        network=decoder_network,
+        fixed_unit_scale=fixed_unit_scale,
+        head=head,
     )
     return ProbabilisticAutoencoder(encoder, decoder, input_shape=data_shape, **model_kwargs)
 
@@ -329,7 +357,9 @@ def SparseAutoencoder(
     return model
 
 
-def DenoisingAutoencoder(input_shape, latent_dim, corruption=0.25, name="denoising_autoencoder", **kwargs):
+def DenoisingAutoencoder(
+    input_shape, latent_dim, corruption=0.25, name="denoising_autoencoder", **kwargs
+):
     """A denoising autoencoder: the deterministic autoencoder trained to reconstruct the
     clean x from a corrupted copy x~ ~ C(x~|x).
 
@@ -357,7 +387,9 @@ def DenoisingAutoencoder(input_shape, latent_dim, corruption=0.25, name="denoisi
     robust features with denoising autoencoders; Im, Ahn, Memisevic and Bengio 2017,
     Denoising criterion for variational auto-encoding framework.
     """
-    return Autoencoder(input_shape, latent_dim, corruption=get_corruption(corruption), name=name, **kwargs)
+    return Autoencoder(
+        input_shape, latent_dim, corruption=get_corruption(corruption), name=name, **kwargs
+    )
 
 
 def ConditionalVAE(input_shape, latent_dim, condition_shape, name="conditional_vae", **kwargs):

@@ -298,6 +298,8 @@ class VampPrior(Prior):
             data_shape=None if self.data_shape is None else list(self.data_shape),
             pseudo_input_mean=self.pseudo_input_mean,
             pseudo_input_stddev=self.pseudo_input_stddev,
-            pseudo_input_range=None if self.pseudo_input_range is None else list(self.pseudo_input_range),
+            pseudo_input_range=None
+            if self.pseudo_input_range is None
+            else list(self.pseudo_input_range),
         )
         return config

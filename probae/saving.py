@@ -85,7 +85,11 @@ def replace_atomically(write, path):
     except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(err, OSError) and err.errno is not None and getattr(err, "filename", None) != path:
+        if (
+            isinstance(err, OSError)
+            and err.errno is not None
+            and getattr(err, "filename", None) != path
+        ):
             raise OSError(err.errno, f"cannot save to {path!r}: {err.strerror}") from err
         raise
     try:  # make the rename itself durable
@@ -120,7 +124,9 @@ def atomic_save(save, filepath, overwrite=True, **kwargs):
         ValueError: the model's weights are NaN or infinite (nothing is written).
     """
     if not isinstance(filepath, (str, os.PathLike)):
-        raise TypeError(f"filepath must be a path (str or os.PathLike). Received: filepath={filepath!r}")
+        raise TypeError(
+            f"filepath must be a path (str or os.PathLike). Received: filepath={filepath!r}"
+        )
     filepath = os.fspath(filepath)
     if not filepath.endswith(".keras"):
         raise ValueError(
@@ -131,6 +137,7 @@ def atomic_save(save, filepath, overwrite=True, **kwargs):
         raise FileExistsError(
             f"filepath already exists and overwrite=False. Received: filepath={filepath!r}"
         )
+
     def write(tmp):
         save(tmp, overwrite=True, **kwargs)
         bad = nonfinite_weights(tmp)
@@ -224,7 +231,9 @@ def _find_unknown_class(config, where="config"):
     else:
         return None
     for key, value in items:
-        found = _find_unknown_class(value, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]")
+        found = _find_unknown_class(
+            value, f"{where}.{key}" if isinstance(key, str) else f"{where}[{key}]"
+        )
         if found:
             return found
     return None
@@ -288,10 +297,16 @@ def load_model(path, compile=True):
             "truncated or of another format."
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidModelFileError(f"{prefix}: its config.json is not valid JSON ({err}).") from None
-    if not isinstance(config, dict) or config.get("class_name") != "ProbabilisticAutoencoder" or (
-        config.get("registered_name", "probae>ProbabilisticAutoencoder")
-        != "probae>ProbabilisticAutoencoder"
+        raise InvalidModelFileError(
+            f"{prefix}: its config.json is not valid JSON ({err})."
+        ) from None
+    if (
+        not isinstance(config, dict)
+        or config.get("class_name") != "ProbabilisticAutoencoder"
+        or (
+            config.get("registered_name", "probae>ProbabilisticAutoencoder")
+            != "probae>ProbabilisticAutoencoder"
+        )
     ):
         found = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         raise InvalidModelFileError(

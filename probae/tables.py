@@ -58,7 +58,11 @@ _RELATIVE_TOLERANCE = 1e-12
 
 def is_dataframe(x):
     """Whether x is a pandas DataFrame (without importing pandas)."""
-    return type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "columns") and hasattr(x, "iloc")
+    return (
+        type(x).__module__.split(".")[0] == "pandas"
+        and hasattr(x, "columns")
+        and hasattr(x, "iloc")
+    )
 
 
 def _is_missing(value):
@@ -155,10 +159,14 @@ def _dataframe_columns(df):
             columns.append(_Column(name, values, missing, "bool"))
         elif pd.api.types.is_numeric_dtype(dtype):
             if pd.api.types.is_complex_dtype(dtype):
-                raise ValueError(f"column {name!r} holds complex numbers: Complex data not supported")
+                raise ValueError(
+                    f"column {name!r} holds complex numbers: Complex data not supported"
+                )
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             columns.append(_Column(name, values, np.isnan(values), "numeric"))
-        elif pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        elif pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(
+            dtype
+        ):
             raise TypeError(
                 f"column {name!r} holds dates or durations ({dtype}): convert it to numbers "
                 "(for example days since a reference date) or to strings first"
@@ -179,7 +187,9 @@ def read_columns(X, name="X"):
         return [str(c) for c in X.columns], _dataframe_columns(X)
     if isinstance(X, np.ndarray) and X.dtype.names is not None:
         if X.ndim != 1:
-            raise ValueError(f"{name} as a structured array must be 1-D (one record per row). Received shape {X.shape}")
+            raise ValueError(
+                f"{name} as a structured array must be 1-D (one record per row). Received shape {X.shape}"
+            )
         names = list(X.dtype.names)
         return names, [_column_from_array(n, X[n]) for n in names]
     if not isinstance(X, np.ndarray):
@@ -222,7 +232,9 @@ def _weighted_moments(values, weights):
 def _check_override(value, where):
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         if value < 2:
-            raise ValueError(f"{where} must be an int K >= 2 (categorical codes 0..K-1). Received: {value!r}")
+            raise ValueError(
+                f"{where} must be an int K >= 2 (categorical codes 0..K-1). Received: {value!r}"
+            )
         return int(value)
     if value not in OVERRIDES:
         raise ValueError(
@@ -254,14 +266,20 @@ class TablePreprocessor:
         n_features_in_: the number of input columns.
     """
 
-    def __init__(self, column_types=None, continuous="student_t", standardize=True, handle_unknown="rarest"):
+    def __init__(
+        self, column_types=None, continuous="student_t", standardize=True, handle_unknown="rarest"
+    ):
         if continuous not in CONTINUOUS:
-            raise ValueError(f"continuous must be one of {CONTINUOUS}. Received: continuous={continuous!r}")
+            raise ValueError(
+                f"continuous must be one of {CONTINUOUS}. Received: continuous={continuous!r}"
+            )
         if handle_unknown not in HANDLE_UNKNOWN:
             raise ValueError(
                 f"handle_unknown must be one of {HANDLE_UNKNOWN}. Received: handle_unknown={handle_unknown!r}"
             )
-        if column_types is not None and (isinstance(column_types, str) or not hasattr(column_types, "__len__")):
+        if column_types is not None and (
+            isinstance(column_types, str) or not hasattr(column_types, "__len__")
+        ):
             raise ValueError(
                 "column_types must be None, a list with one type per column or a dict "
                 f"{{column name: type}}. Received: column_types={column_types!r}"
@@ -278,7 +296,11 @@ class TablePreprocessor:
         if isinstance(self.column_types, dict):
             out = ["auto"] * len(names)
             for key, value in self.column_types.items():
-                if isinstance(key, numbers.Integral) and not isinstance(key, bool) and 0 <= key < len(names):
+                if (
+                    isinstance(key, numbers.Integral)
+                    and not isinstance(key, bool)
+                    and 0 <= key < len(names)
+                ):
                     j = int(key)
                 elif str(key) in names:
                     j = names.index(str(key))
@@ -295,7 +317,10 @@ class TablePreprocessor:
                 f"column_types must have one entry per column ({len(names)}). Received: "
                 f"{len(types)} entries"
             )
-        return [_check_override(t, f"column_types[{j}] (column {names[j]!r})") for j, t in enumerate(types)]
+        return [
+            _check_override(t, f"column_types[{j}] (column {names[j]!r})")
+            for j, t in enumerate(types)
+        ]
 
     def fit(self, X, sample_weight=None):
         """Learns every column's type, standardisation and vocabulary from X.
@@ -318,7 +343,8 @@ class TablePreprocessor:
         self.n_features_in_ = len(columns)
         weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
         self.columns_ = [
-            self._fit_column(c, t, weights) for c, t in zip(columns, self._overrides(self.feature_names_in_))
+            self._fit_column(c, t, weights)
+            for c, t in zip(columns, self._overrides(self.feature_names_in_))
         ]
         return self
 
@@ -332,8 +358,17 @@ class TablePreprocessor:
                 f"column {name!r} holds infinite values: only finite numbers or missing "
                 "entries (NaN) are accepted"
             )
-        spec = {"name": name, "kind": None, "likelihood": None, "center": 0.0, "scale": 1.0,
-                "categories": None, "counts": None, "numeric": column.hint == "numeric", "dropped": False}
+        spec = {
+            "name": name,
+            "kind": None,
+            "likelihood": None,
+            "center": 0.0,
+            "scale": 1.0,
+            "categories": None,
+            "counts": None,
+            "numeric": column.hint == "numeric",
+            "dropped": False,
+        }
         kind = override
         if override in ("continuous",) + CONTINUOUS:
             if column.hint != "numeric":
@@ -372,7 +407,9 @@ class TablePreprocessor:
         else:
             categories = sorted({str(v) for v in values})
         codes = self._codes(spec | {"categories": categories}, values, raise_unknown=False)
-        counts = np.bincount(codes[codes >= 0].astype(int), weights=w[codes >= 0], minlength=len(categories))
+        counts = np.bincount(
+            codes[codes >= 0].astype(int), weights=w[codes >= 0], minlength=len(categories)
+        )
         spec["dropped"] = bool(np.count_nonzero(counts) < 2)
         spec["categories"] = [_python(c) for c in categories]
         spec["counts"] = [float(c) for c in counts]
@@ -387,8 +424,10 @@ class TablePreprocessor:
             keys = [_as_float(v) for v in values]
         elif categories and all(isinstance(c, bool) for c in categories):
             lookup = {c: k for k, c in enumerate(categories)}
-            keys = [bool(v) if isinstance(v, (bool, np.bool_)) or _as_float(v) in (0.0, 1.0) else None
-                    for v in values]
+            keys = [
+                bool(v) if isinstance(v, (bool, np.bool_)) or _as_float(v) in (0.0, 1.0) else None
+                for v in values
+            ]
         else:
             lookup = {str(c): k for k, c in enumerate(categories)}
             keys = [str(v) for v in values]
@@ -432,7 +471,9 @@ class TablePreprocessor:
         values = column.values[observed]
         if spec["kind"] == "continuous":
             if column.hint != "numeric":
-                raise ValueError(f"column {name!r} must hold numbers (it was continuous in training)")
+                raise ValueError(
+                    f"column {name!r} must hold numbers (it was continuous in training)"
+                )
             if not np.all(np.isfinite(values)):
                 raise ValueError(
                     f"column {name!r} holds infinite values: only finite numbers or missing "
@@ -512,9 +553,13 @@ class TablePreprocessor:
             )
         d = len(types)
         if len(set(types)) == 1 and types[0] == "student_t":
-            return MaskedStudentTDecoder(event_shape=(d,), df=df, scale="per_feature", min_scale=min_scale, **kwargs)
+            return MaskedStudentTDecoder(
+                event_shape=(d,), df=df, scale="per_feature", min_scale=min_scale, **kwargs
+            )
         if len(set(types)) == 1 and types[0] == "gaussian":
-            return MaskedGaussianDecoder(event_shape=(d,), scale="per_feature", min_scale=min_scale, **kwargs)
+            return MaskedGaussianDecoder(
+                event_shape=(d,), scale="per_feature", min_scale=min_scale, **kwargs
+            )
         return MaskedMixedDecoder(types, df=df, min_scale=min_scale, **kwargs)
 
     def means_and_scales(self):
@@ -529,7 +574,9 @@ class TablePreprocessor:
     def get_config(self):
         """The constructor arguments and the fitted state, as plain JSON types."""
         config = {
-            "column_types": self.column_types if not isinstance(self.column_types, tuple) else list(self.column_types),
+            "column_types": self.column_types
+            if not isinstance(self.column_types, tuple)
+            else list(self.column_types),
             "continuous": self.continuous,
             "standardize": self.standardize,
             "handle_unknown": self.handle_unknown,
@@ -597,18 +644,29 @@ def tabular_model(table, preset="vae", latent_dim=None, min_scale=1e-3, **preset
     from probae import presets
 
     if not isinstance(table, TablePreprocessor):
-        raise TypeError(f"table must be a fitted probae.TablePreprocessor. Received: table={type(table).__name__}")
+        raise TypeError(
+            f"table must be a fitted probae.TablePreprocessor. Received: table={type(table).__name__}"
+        )
     table._check_fitted()
-    names = {"vae": "VAE", "beta_vae": "BetaVAE", "autoencoder": "Autoencoder",
-             "denoising_autoencoder": "DenoisingAutoencoder", "sparse_autoencoder": "SparseAutoencoder"}
+    names = {
+        "vae": "VAE",
+        "beta_vae": "BetaVAE",
+        "autoencoder": "Autoencoder",
+        "denoising_autoencoder": "DenoisingAutoencoder",
+        "sparse_autoencoder": "SparseAutoencoder",
+    }
     if isinstance(preset, str):
         if preset not in names:
-            raise TypeError(f"preset must be one of {tuple(names)} or a preset function. Received: preset={preset!r}")
+            raise TypeError(
+                f"preset must be one of {tuple(names)} or a preset function. Received: preset={preset!r}"
+            )
         factory = getattr(presets, names[preset])
     elif callable(preset):
         factory = preset
     else:
-        raise TypeError(f"preset must be one of {tuple(names)} or a preset function. Received: preset={preset!r}")
+        raise TypeError(
+            f"preset must be one of {tuple(names)} or a preset function. Received: preset={preset!r}"
+        )
     if "likelihood" in preset_kwargs:
         raise ValueError(
             "likelihood comes from the table (one per column): set it per column with "

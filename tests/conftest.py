@@ -5,7 +5,7 @@ import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "datasets"
@@ -20,7 +20,9 @@ def data_dir():
     """The local dataset directory; tests that need real data skip when it is absent."""
     path = os.environ.get("PROBAE_DATA_DIR")
     if not path or not os.path.isdir(path):
-        pytest.skip("no local dataset directory (set PROBAE_DATA_DIR or provide ../shared/datasets)")
+        pytest.skip(
+            "no local dataset directory (set PROBAE_DATA_DIR or provide ../shared/datasets)"
+        )
     return path
 
 

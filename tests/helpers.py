@@ -24,7 +24,7 @@ def assert_same_after_reload(model, x, tmp_path, condition=None):
     model.save(path)
     loaded = keras.models.load_model(path)
     parts = ("encoder", "decoder", "prior")
-    own = lambda m: {k: v for k, v in m.get_config().items() if k not in parts}  # noqa: E731
+    own = lambda m: {k: v for k, v in m.get_config().items() if k not in parts}
     assert own(loaded) == own(model)
     for part in parts:
         assert type(getattr(loaded, part)) is type(getattr(model, part))

@@ -29,8 +29,12 @@ def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0, dead_
     S = np.linalg.inv(np.eye(latent_dim) + W.T @ W / noise**2)
     A = S @ W.T / noise**2
     min_scale = 1e-4
-    encoder = probae.GaussianEncoder(latent_dim, network=keras.layers.Identity(), min_scale=min_scale, head=True)
-    decoder = probae.GaussianDecoder(event_shape=(data_dim,), network=keras.layers.Identity(), scale=noise, head=True)
+    encoder = probae.GaussianEncoder(
+        latent_dim, network=keras.layers.Identity(), min_scale=min_scale, head=True
+    )
+    decoder = probae.GaussianDecoder(
+        event_shape=(data_dim,), network=keras.layers.Identity(), scale=noise, head=True
+    )
     model = probae.ProbabilisticAutoencoder(encoder, decoder, input_shape=(data_dim,))
     sd = np.sqrt(np.diag(S)) * scale_inflation - min_scale
     raw = np.log(np.expm1(sd))
@@ -44,7 +48,9 @@ def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0, dead_
 
     def exact_log_prob(x):
         d = np.asarray(x, np.float64) - b
-        return -0.5 * (np.einsum("ni,ij,nj->n", d, cov_inv, d) + logdet + data_dim * math.log(2 * math.pi))
+        return -0.5 * (
+            np.einsum("ni,ij,nj->n", d, cov_inv, d) + logdet + data_dim * math.log(2 * math.pi)
+        )
 
     def sample_data(n, data_seed=1):
         r = np.random.default_rng(data_seed)
@@ -52,5 +58,12 @@ def make(latent_dim=2, data_dim=5, noise=0.5, scale_inflation=1.5, seed=0, dead_
         return (z @ W.T + b + noise * r.normal(size=(n, data_dim))).astype(np.float32)
 
     model.sample_data = sample_data
-    model.linear_gaussian = {"W": W, "b": b, "noise": noise, "A": A, "q_scale": sd + min_scale, "cov_x": cov}
+    model.linear_gaussian = {
+        "W": W,
+        "b": b,
+        "noise": noise,
+        "A": A,
+        "q_scale": sd + min_scale,
+        "cov_x": cov,
+    }
     return model, exact_log_prob

@@ -20,10 +20,10 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import probae  # noqa: E402
+import probae
 
 EPOCHS, BATCH, N = 3, 16, 96  # 6 steps per epoch, 18 in all
 

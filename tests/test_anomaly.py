@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from helpers import D, curve_data
 from sklearn.metrics import roc_auc_score
 
 import probae
-from helpers import D, curve_data
 from probae.anomaly import complexity
 
 
@@ -114,7 +114,9 @@ def test_likelihood_ratio(vae):
     same = probae.anomaly_scores(vae, x, method="likelihood_ratio", background=vae, seed=2)
     np.testing.assert_allclose(same, 0.0, atol=1e-5)  # a model against itself
     ll = probae.anomaly_scores(vae, x, method="log_likelihood", seed=2)
-    corrected = probae.anomaly_scores(vae, x, method="likelihood_ratio", background="complexity", seed=2)
+    corrected = probae.anomaly_scores(
+        vae, x, method="likelihood_ratio", background="complexity", seed=2
+    )
     np.testing.assert_allclose(corrected, ll - complexity(x), rtol=1e-5, atol=1e-3)
 
 

@@ -47,7 +47,7 @@ def _cycle(graph):
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                return path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
             if nxt not in state:
                 found = visit(nxt, path + [nxt])
                 if found:
@@ -96,7 +96,11 @@ def test_no_module_uses_another_modules_private_names():
     for name in MODULES:
         others = set().union(*(own[m] for m in MODULES if m != name)) - own[name]
         for node in ast.walk(_tree(name)):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("probae"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("probae")
+            ):
                 for alias in node.names:
                     if alias.name.startswith("_") and alias.name not in MODULES:
                         problems.append(f"{name}.py imports {node.module}.{alias.name}")

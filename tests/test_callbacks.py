@@ -242,9 +242,7 @@ def test_killed_training_resumes_exactly_reproducibly_and_saves_atomically(tmp_p
 def _nan_learning_rate_at(epoch):
     """A schedule that makes the learning rate NaN from ``epoch`` on: the first update of
     that epoch makes every weight NaN while its loss (computed before the update) is finite."""
-    return keras.callbacks.LearningRateScheduler(
-        lambda e, lr: float("nan") if e >= epoch else 1e-3
-    )
+    return keras.callbacks.LearningRateScheduler(lambda e, lr: float("nan") if e >= epoch else 1e-3)
 
 
 def test_nan_weights_from_an_epochs_last_step_are_never_checkpointed(tmp_path):
@@ -259,7 +257,9 @@ def test_nan_weights_from_an_epochs_last_step_are_never_checkpointed(tmp_path):
         keras.callbacks.ModelCheckpoint(checkpoint),
         probae.BackupAndRestore(tmp_path / "backup", delete_checkpoint=False),
     ]
-    with pytest.raises(probae.NonFiniteLossError, match=r"weights .*end of epoch 2 \(optimizer step 2\)") as info:
+    with pytest.raises(
+        probae.NonFiniteLossError, match=r"weights .*end of epoch 2 \(optimizer step 2\)"
+    ) as info:
         model.fit(x, epochs=2, batch_size=16, verbose=0, callbacks=callbacks)
     assert "intact" in str(info.value)
     assert any(not np.all(np.isfinite(w)) for w in model.get_weights())  # really poisoned
@@ -287,7 +287,11 @@ def test_backup_refuses_to_write_non_finite_weights(tmp_path):
     backup = probae.BackupAndRestore(tmp_path / "backup", delete_checkpoint=False)
     with pytest.raises(probae.NonFiniteLossError, match="backup"):
         model.fit(
-            x, epochs=2, batch_size=16, verbose=0, stop_on_nan=False,
+            x,
+            epochs=2,
+            batch_size=16,
+            verbose=0,
+            stop_on_nan=False,
             callbacks=[_nan_learning_rate_at(1), backup],
         )
     state = json.loads((tmp_path / "backup" / "probae_state.json").read_text())
@@ -300,16 +304,21 @@ def test_backup_of_another_run_is_refused(tmp_path):
     backup = tmp_path / "backup"
     model = probae.VAE((6,), 2, hidden_units=(8,))
     x = (np.random.default_rng(0).random((32, 6)) < 0.5).astype("float32")
-    model.fit(x, epochs=1, batch_size=8, verbose=0,
-              callbacks=[probae.BackupAndRestore(backup, delete_checkpoint=False)])
+    model.fit(
+        x,
+        epochs=1,
+        batch_size=8,
+        verbose=0,
+        callbacks=[probae.BackupAndRestore(backup, delete_checkpoint=False)],
+    )
     assert not (backup / probae.BackupAndRestore.LOCK).exists()  # released at the end
     with pytest.raises(ValueError, match=r"backup_dir=.*another run: 4 steps per epoch.* 2"):
-        model.fit(x[:16], epochs=2, batch_size=8, verbose=0,
-                  callbacks=[probae.BackupAndRestore(backup)])
+        model.fit(
+            x[:16], epochs=2, batch_size=8, verbose=0, callbacks=[probae.BackupAndRestore(backup)]
+        )
     other = probae.VAE((6,), 3, hidden_units=(8,))
     with pytest.raises(ValueError, match=r"backup_dir=.*another model"):
-        other.fit(x, epochs=2, batch_size=8, verbose=0,
-                  callbacks=[probae.BackupAndRestore(backup)])
+        other.fit(x, epochs=2, batch_size=8, verbose=0, callbacks=[probae.BackupAndRestore(backup)])
 
 
 def test_backup_dir_in_use_by_a_live_process_is_refused(tmp_path):
@@ -322,7 +331,9 @@ def test_backup_dir_in_use_by_a_live_process_is_refused(tmp_path):
         )
         model = probae.VAE((6,), 2, hidden_units=(8,))
         x = np.zeros((8, 6), "float32")
-        with pytest.raises(ValueError, match=rf"in use by another training process \(pid {holder.pid}\)"):
+        with pytest.raises(
+            ValueError, match=rf"in use by another training process \(pid {holder.pid}\)"
+        ):
             model.fit(x, epochs=1, verbose=0, callbacks=[probae.BackupAndRestore(backup)])
     finally:
         holder.kill()
@@ -340,7 +351,9 @@ def test_mid_epoch_checkpoints_make_the_guard_check_every_step(tmp_path):
     checkpoint = tmp_path / "ckpt.keras"
     callbacks = [_nan_learning_rate_at(1), keras.callbacks.ModelCheckpoint(checkpoint, save_freq=1)]
     model.compile(steps_per_execution=1)  # a save after every batch
-    with pytest.raises(probae.NonFiniteLossError, match=r"weights .*epoch 2, batch 1 \(optimizer step 3\)"):
+    with pytest.raises(
+        probae.NonFiniteLossError, match=r"weights .*epoch 2, batch 1 \(optimizer step 3\)"
+    ):
         model.fit(x, epochs=2, batch_size=8, verbose=0, callbacks=callbacks)
     saved = probae.load_model(checkpoint)
     assert int(saved.optimizer.iterations.numpy()) == 2

@@ -15,8 +15,25 @@ import pytest
 from probae.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = ["train", "vae", "digits", "--epochs", "3", "--max-examples", "600", "--latent-dim", "2",
-         "--num-samples", "20", "--batch-size", "64", "--learning-rate", "3e-3", "--verbose", "0"]
+TRAIN = [
+    "train",
+    "vae",
+    "digits",
+    "--epochs",
+    "3",
+    "--max-examples",
+    "600",
+    "--latent-dim",
+    "2",
+    "--num-samples",
+    "20",
+    "--batch-size",
+    "64",
+    "--learning-rate",
+    "3e-3",
+    "--verbose",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +65,19 @@ def test_train_writes_model_metrics_and_plots(run_dir):
 
 def test_evaluate(run_dir, tmp_path, capsys):
     path = str(tmp_path / "eval.json")
-    code = main(["evaluate", os.path.join(run_dir, "model.keras"), "digits", "--num-samples", "50",
-                 "--verbose", "0", "--json", path])
+    code = main(
+        [
+            "evaluate",
+            os.path.join(run_dir, "model.keras"),
+            "digits",
+            "--num-samples",
+            "50",
+            "--verbose",
+            "0",
+            "--json",
+            path,
+        ]
+    )
     assert code == 0
     assert "bits/dim" in capsys.readouterr().out
     with open(path) as f:
@@ -69,8 +97,22 @@ def test_score_writes_one_row_per_input(run_dir, tmp_path):
     data = str(tmp_path / "x.npy")
     np.save(data, x)
     out = str(tmp_path / "scores.csv")
-    assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
-                 "--num-samples", "10", "--verbose", "0"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                os.path.join(run_dir, "model.keras"),
+                data,
+                "--out",
+                out,
+                "--num-samples",
+                "10",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["index"]) for r in rows] == list(range(7))
@@ -86,16 +128,45 @@ def test_score_csv_with_header_and_labels(run_dir, tmp_path):
     path = str(tmp_path / "digits.npz")
     np.savez(path, X=xt[:5], y=yt[:5])
     out = str(tmp_path / "s.csv")
-    assert main(["score", os.path.join(run_dir, "model.keras"), path, "--out", out,
-                 "--num-samples", "5", "--verbose", "0"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                os.path.join(run_dir, "model.keras"),
+                path,
+                "--out",
+                out,
+                "--num-samples",
+                "5",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["label"]) for r in rows] == list(yt[:5])
     csv_path = str(tmp_path / "digits.csv")
-    np.savetxt(csv_path, xt[:4], delimiter=",", header=",".join(f"p{i}" for i in range(64)),
-               comments="")
-    assert main(["score", os.path.join(run_dir, "model.keras"), csv_path, "--out", out,
-                 "--num-samples", "5", "--verbose", "0"]) == 0
+    np.savetxt(
+        csv_path, xt[:4], delimiter=",", header=",".join(f"p{i}" for i in range(64)), comments=""
+    )
+    assert (
+        main(
+            [
+                "score",
+                os.path.join(run_dir, "model.keras"),
+                csv_path,
+                "--out",
+                out,
+                "--num-samples",
+                "5",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     with open(out) as f:
         assert len(list(csv.DictReader(f))) == 4
 
@@ -140,12 +211,27 @@ def bad_files(tmp_path, run_dir):
     np.save(one, np.full((1, 64), 0.5, np.float32))
     layer = str(tmp_path / "layer.json")
     with open(layer, "w") as f:  # a plain Keras layer's config, as keras writes it
-        json.dump({"module": "keras.layers", "class_name": "Dense", "config": {"units": 3},
-                   "registered_name": None}, f)
+        json.dump(
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {"units": 3},
+                "registered_name": None,
+            },
+            f,
+        )
     a_file = str(tmp_path / "a_file")
     open(a_file, "w").close()
-    return {"model": os.path.join(run_dir, "model.keras"), "wrong": wrong, "json": bad_json,
-            "stale": stale, "tmp": str(tmp_path), "one": one, "layer": layer, "file": a_file}
+    return {
+        "model": os.path.join(run_dir, "model.keras"),
+        "wrong": wrong,
+        "json": bad_json,
+        "stale": stale,
+        "tmp": str(tmp_path),
+        "one": one,
+        "layer": layer,
+        "file": a_file,
+    }
 
 
 @pytest.mark.parametrize(
@@ -154,8 +240,10 @@ def bad_files(tmp_path, run_dir):
         (["evaluate", "{tmp}/missing.keras", "digits"], "missing.keras"),
         (["sample", "{wrong}"], "wrong.npy"),
         (["evaluate", "{model}", "{tmp}/missing.npy"], "data file not found"),
-        (["evaluate", "{model}", "{wrong}"],
-         "examples of shape (10,) but the model expects (8, 8, 1)"),
+        (
+            ["evaluate", "{model}", "{wrong}"],
+            "examples of shape (10,) but the model expects (8, 8, 1)",
+        ),
         (["evaluate", "{model}", "imagenet"], "data must be one of"),
         (["train", "nope", "digits", "--out", "{tmp}/x"], "unknown preset 'nope'"),
         (["train", "{json}", "digits", "--out", "{tmp}/x"], "Received preset='nope'"),
@@ -165,10 +253,14 @@ def bad_files(tmp_path, run_dir):
         (["score", "{model}", "{tmp}/data.txt"], "data file not found"),
         (["sample", "{model}", "--n", "0"], "--n must be a positive integer"),
         # issue 17: refused before anything is written
-        (["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "nan"],
-         "--learning-rate must be a finite number > 0. Received: nan"),
-        (["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "-1"],
-         "--learning-rate must be a finite number > 0. Received: -1.0"),
+        (
+            ["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "nan"],
+            "--learning-rate must be a finite number > 0. Received: nan",
+        ),
+        (
+            ["train", "vae", "digits", "--out", "{tmp}/x", "--learning-rate", "-1"],
+            "--learning-rate must be a finite number > 0. Received: -1.0",
+        ),
         (["train", "vae", "digits", "--out", "{file}"], "--out must be a directory"),
         (["train", "vae", "{one}", "--out", "{tmp}/x"], "one.npy has 1 example"),
         (["train", "{layer}", "digits", "--out", "{tmp}/x"], "holds a Dense, not a probae model"),
@@ -192,12 +284,34 @@ def test_errors_are_one_line_with_exit_code_2(bad_files, capsys, argv, expected)
 def test_resume_after_sigkill(run_dir, tmp_path):
     """Kill a real training process after its second epoch; --resume continues from there."""
     out = str(tmp_path / "killed")
-    argv = ["train", "vae", "digits", "--epochs", "8", "--max-examples", "600", "--latent-dim",
-            "2", "--num-samples", "5", "--batch-size", "64", "--learning-rate", "3e-3",
-            "--verbose", "0", "--out", out]
+    argv = [
+        "train",
+        "vae",
+        "digits",
+        "--epochs",
+        "8",
+        "--max-examples",
+        "600",
+        "--latent-dim",
+        "2",
+        "--num-samples",
+        "5",
+        "--batch-size",
+        "64",
+        "--learning-rate",
+        "3e-3",
+        "--verbose",
+        "0",
+        "--out",
+        out,
+    ]
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "probae.cli", *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probae.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     meta = os.path.join(out, "backup", "probae_state.json")
     deadline = time.time() + 120
     epoch = -1
@@ -235,8 +349,26 @@ def test_train_on_a_tabular_csv(tmp_path):
     path = str(tmp_path / "table.csv")
     np.savetxt(path, x, delimiter=",")
     out = str(tmp_path / "tab")
-    assert main(["train", "vae", path, "--epochs", "2", "--latent-dim", "2", "--num-samples", "5",
-                 "--verbose", "0", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                path,
+                "--epochs",
+                "2",
+                "--latent-dim",
+                "2",
+                "--num-samples",
+                "5",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["test"]["examples"] == 20  # a 90/10 split of the file
@@ -259,8 +391,24 @@ def test_train_on_a_tabular_csv(tmp_path):
 )
 def test_train_family_presets(preset, options, attribute, tmp_path):
     out = str(tmp_path / preset)
-    argv = ["train", preset, "digits", "--epochs", "3", "--max-examples", "400", "--latent-dim",
-            "8", "--num-samples", "5", "--verbose", "0", "--out", out, *options]
+    argv = [
+        "train",
+        preset,
+        "digits",
+        "--epochs",
+        "3",
+        "--max-examples",
+        "400",
+        "--latent-dim",
+        "8",
+        "--num-samples",
+        "5",
+        "--verbose",
+        "0",
+        "--out",
+        out,
+        *options,
+    ]
     assert main(argv) == 0
     with open(os.path.join(out, "metrics.json")) as f:
         metrics = json.load(f)
@@ -285,11 +433,15 @@ def test_train_family_presets(preset, options, attribute, tmp_path):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["train", "vae", "digits", "--sparsity", "0.1"], "--sparsity applies to the "
-         "sparse_autoencoder preset only"),
+        (
+            ["train", "vae", "digits", "--sparsity", "0.1"],
+            "--sparsity applies to the sparse_autoencoder preset only",
+        ),
         (["train", "sparse_autoencoder", "digits", "--sparsity", "1.5"], "sparsity must be"),
-        (["train", "denoising_autoencoder", "digits", "--corruption", "1.0"],
-         "corruption must be a number in [0, 1)"),
+        (
+            ["train", "denoising_autoencoder", "digits", "--corruption", "1.0"],
+            "corruption must be a number in [0, 1)",
+        ),
     ],
 )
 def test_family_option_errors(argv, expected, tmp_path, capsys):
@@ -318,23 +470,68 @@ def test_score_methods_match_the_library_and_the_seed(run_dir, tmp_path):
     scores = {}
     for method in SCORE_METHODS:
         out = str(tmp_path / f"{method}.csv")
-        assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
-                     "--method", method, "--seed", "7", "--verbose", "0"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    os.path.join(run_dir, "model.keras"),
+                    data,
+                    "--out",
+                    out,
+                    "--method",
+                    method,
+                    "--seed",
+                    "7",
+                    "--verbose",
+                    "0",
+                ]
+            )
+            == 0
+        )
         scores[method] = _read_scores(out)
         assert scores[method].shape == (40,) and np.all(np.isfinite(scores[method])), method
         background = "complexity" if method == "likelihood_ratio" else None
-        expected = probae.anomaly_scores(model, xt[:40], method=method, seed=7,
-                                         background=background)
+        expected = probae.anomaly_scores(
+            model, xt[:40], method=method, seed=7, background=background
+        )
         np.testing.assert_allclose(scores[method], expected, rtol=1e-5, atol=1e-4)
     # -ELBO bounds -log p(x) from above (k=100 importance samples against 10 ELBO draws).
     assert scores["elbo"].mean() > scores["log_likelihood"].mean()
     # The default for a VAE is log_likelihood, and another seed gives other scores.
     out = str(tmp_path / "default.csv")
-    assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
-                 "--seed", "7", "--verbose", "0"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                os.path.join(run_dir, "model.keras"),
+                data,
+                "--out",
+                out,
+                "--seed",
+                "7",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(_read_scores(out), scores["log_likelihood"], rtol=1e-6)
-    assert main(["score", os.path.join(run_dir, "model.keras"), data, "--out", out,
-                 "--seed", "8", "--verbose", "0"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                os.path.join(run_dir, "model.keras"),
+                data,
+                "--out",
+                out,
+                "--seed",
+                "8",
+                "--verbose",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert not np.allclose(_read_scores(out), scores["log_likelihood"], rtol=1e-6)
 
 
@@ -352,11 +549,26 @@ def test_flat_signals_are_not_drawn_as_images(tmp_path):
     data = str(tmp_path / "signals.npy")
     np.save(data, (0.5 + 0.4 * np.sin(2 * np.pi * t + phase)).astype(np.float32))
     out = str(tmp_path / "run")
-    assert main(["train", "vae", data, "--epochs", "1", "--latent-dim", "2", "--verbose", "0",
-                 "--out", out]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                data,
+                "--epochs",
+                "1",
+                "--latent-dim",
+                "2",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "metrics.json")) as f:
         plots = json.load(f)["plots"]
     assert "training.png" in plots
     assert not {"reconstructions.png", "samples.png", "manifold.png"} & set(plots)
-    assert main(["sample", os.path.join(out, "model.keras"), "--out",
-                 str(tmp_path / "s.png")]) == 2
+    assert main(["sample", os.path.join(out, "model.keras"), "--out", str(tmp_path / "s.png")]) == 2

@@ -30,8 +30,12 @@ def _decoders():
         "continuous_bernoulli": lambda: probae.ContinuousBernoulliDecoder(hidden_units=(16,)),
         "gaussian_fixed": lambda: probae.GaussianDecoder(hidden_units=(16,), scale=0.5),
         "gaussian_shared": lambda: probae.GaussianDecoder(hidden_units=(16,), scale="shared"),
-        "gaussian_per_feature": lambda: probae.GaussianDecoder(hidden_units=(16,), scale="per_feature"),
-        "gaussian_per_example": lambda: probae.GaussianDecoder(hidden_units=(16,), scale="per_example"),
+        "gaussian_per_feature": lambda: probae.GaussianDecoder(
+            hidden_units=(16,), scale="per_feature"
+        ),
+        "gaussian_per_example": lambda: probae.GaussianDecoder(
+            hidden_units=(16,), scale="per_example"
+        ),
         "laplace": lambda: probae.LaplaceDecoder(hidden_units=(16,), scale="per_feature"),
         "student_t": lambda: probae.StudentTDecoder(hidden_units=(16,), df=4.0),
     }
@@ -63,7 +67,11 @@ CASES = (
 
 
 def _model(part, name, shape):
-    enc = _encoders()[name]() if part == "encoder" else probae.GaussianEncoder(LATENT, hidden_units=(16,))
+    enc = (
+        _encoders()[name]()
+        if part == "encoder"
+        else probae.GaussianEncoder(LATENT, hidden_units=(16,))
+    )
     decoders = dict(_decoders(), mixed=_mixed_decoder)
     dec = decoders[name]() if part == "decoder" else probae.BernoulliDecoder(hidden_units=(16,))
     prior = _priors()[name]() if part == "prior" else None
@@ -80,7 +88,9 @@ def _data(shape, n=6, name=None):
     return x
 
 
-@pytest.mark.parametrize("part,name,shape", CASES, ids=[f"{p}-{n}-{'x'.join(map(str, s))}" for p, n, s in CASES])
+@pytest.mark.parametrize(
+    "part,name,shape", CASES, ids=[f"{p}-{n}-{'x'.join(map(str, s))}" for p, n, s in CASES]
+)
 def test_contract(part, name, shape, tmp_path):
     model = _model(part, name, shape)
     x = _data(shape, name=name)
@@ -106,7 +116,9 @@ def test_contract(part, name, shape, tmp_path):
     variables = part_layer.trainable_variables
     if variables:
         with tf.GradientTape() as tape:
-            loss = -tf.reduce_mean(model.compute_terms(tf.constant(x), seed=tf.constant([3, 4]))["objective"])
+            loss = -tf.reduce_mean(
+                model.compute_terms(tf.constant(x), seed=tf.constant([3, 4]))["objective"]
+            )
         grads = tape.gradient(loss, variables)
         for v, g in zip(variables, grads):
             assert g is not None and float(tf.reduce_max(tf.abs(g))) > 0, v.path
@@ -119,21 +131,31 @@ def test_contract(part, name, shape, tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert type(loaded) is probae.ProbabilisticAutoencoder
-    np.testing.assert_allclose(loaded.encode(x).mean().numpy(), post.mean().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.encode(x).mean().numpy(), post.mean().numpy(), rtol=1e-6, atol=1e-6
+    )
     z = post.mean().numpy()
-    np.testing.assert_allclose(loaded.decode(z).log_prob(x).numpy(), model.decode(z).log_prob(x).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        loaded.decode(z).log_prob(x).numpy(), model.decode(z).log_prob(x).numpy(), rtol=1e-5
+    )
     score = probae.anomaly_scores  # log_likelihood with a density, reconstruction otherwise
-    np.testing.assert_allclose(score(loaded, x, seed=3, num_samples=20), score(model, x, seed=3, num_samples=20), rtol=1e-5)
+    np.testing.assert_allclose(
+        score(loaded, x, seed=3, num_samples=20), score(model, x, seed=3, num_samples=20), rtol=1e-5
+    )
 
 
 PRESETS = {
     "Autoencoder": lambda s: probae.Autoencoder(s, 2, hidden_units=(16,)),
-    "Autoencoder_gaussian": lambda s: probae.Autoencoder(s, 2, likelihood="gaussian", hidden_units=(16,)),
+    "Autoencoder_gaussian": lambda s: probae.Autoencoder(
+        s, 2, likelihood="gaussian", hidden_units=(16,)
+    ),
     "VAE": lambda s: probae.VAE(s, 2, hidden_units=(16,)),
     "BetaVAE": lambda s: probae.BetaVAE(s, 2, beta=2.5, hidden_units=(16,)),
     "IWAE": lambda s: probae.VAE(s, 2, objective=probae.IWAE(num_samples=3), hidden_units=(16,)),
     "Renyi": lambda s: probae.VAE(s, 2, objective=probae.RenyiBound(0.5, 3), hidden_units=(16,)),
-    "VAE_mixture": lambda s: probae.VAE(s, 2, prior=probae.MixtureOfGaussiansPrior(3), hidden_units=(16,)),
+    "VAE_mixture": lambda s: probae.VAE(
+        s, 2, prior=probae.MixtureOfGaussiansPrior(3), hidden_units=(16,)
+    ),
 }
 
 
@@ -156,7 +178,9 @@ def test_presets_are_the_one_class_and_round_trip_after_training(preset, tmp_pat
     loaded = keras.models.load_model(path)
     assert json.loads(json.dumps(loaded.get_config())) == json.loads(json.dumps(model.get_config()))
     np.testing.assert_allclose(loaded.reconstruct(x), model.reconstruct(x), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(loaded.encode(x).mean().numpy(), model.encode(x).mean().numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.encode(x).mean().numpy(), model.encode(x).mean().numpy(), rtol=1e-6, atol=1e-6
+    )
     # Training continues from the restored optimizer state.
     assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
     loaded.fit(x, epochs=1, batch_size=16, verbose=0)
@@ -180,7 +204,9 @@ def test_standard_keras_callbacks_work(tmp_path):
     model = probae.VAE((8,), 2, hidden_units=(8,))
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(tmp_path / "best.keras", monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            tmp_path / "best.keras", monitor="val_loss", save_best_only=True
+        ),
         keras.callbacks.TensorBoard(log_dir=str(tmp_path / "tb")),
         keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
     ]
@@ -206,8 +232,11 @@ def test_mixed_decoder_samples_and_means_stay_in_each_column_support():
     model = _model("decoder", "mixed", (len(MIXED_COLUMNS),))
     x = _data((len(MIXED_COLUMNS),), n=50, name="mixed")
     draws = np.asarray(model.sample(50, seed=0, mean=False))
-    for is_mean, values in ((False, draws), (True, model.sample(50, seed=0, mean=True)),
-                            (True, model.reconstruct(x))):
+    for is_mean, values in (
+        (False, draws),
+        (True, model.sample(50, seed=0, mean=True)),
+        (True, model.reconstruct(x)),
+    ):
         values = np.asarray(values)
         assert np.all(np.isfinite(values))
         for j, t in enumerate(MIXED_COLUMNS):

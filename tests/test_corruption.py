@@ -2,9 +2,9 @@
 
 import numpy as np
 import tensorflow as tf
+from helpers import assert_same_after_reload
 
 import probae
-from helpers import assert_same_after_reload
 
 
 def test_corruptions_statistics():

@@ -28,14 +28,16 @@ def test_from_npy_shards_yields_every_example_once_per_epoch(shards):
     ds = data.from_npy_shards(directory, batch_size=64, shuffle=True, shuffle_buffer=200, seed=3)
     assert ds.element_spec.shape.as_list() == [None, 784]
     epochs = [np.concatenate([b.numpy() for b in ds]) for _ in range(2)]
-    key = lambda a: a @ (np.arange(784) % 97 + 1.0)  # noqa: E731  (an order-free row key)
+    key = lambda a: a @ (np.arange(784) % 97 + 1.0)
     for got in epochs:
         assert got.shape == x.shape and got.dtype == np.float32
         np.testing.assert_allclose(np.sort(key(got)), np.sort(key(x)))
     # shuffled, and reshuffled each epoch
     assert not np.array_equal(epochs[0], x)
     assert not np.array_equal(epochs[0], epochs[1])
-    in_order = np.concatenate([b.numpy() for b in data.from_npy_shards(directory, 100, shuffle=False)])
+    in_order = np.concatenate(
+        [b.numpy() for b in data.from_npy_shards(directory, 100, shuffle=False)]
+    )
     np.testing.assert_array_equal(in_order, x)
 
 
@@ -64,7 +66,11 @@ def test_tfrecords_round_trip(tmp_path, binarized):
         (lambda d: data.from_npy_shards(d / "empty", 10), ValueError, "directory"),
         (lambda d: data.from_npy_shards(d, 0), ValueError, "batch_size"),
         (lambda d: data.from_npy_shards(d, 10, shuffle_buffer=-1), ValueError, "shuffle_buffer"),
-        (lambda d: data.write_npy_shards(np.zeros((4, 3)), d, rows_per_shard=0), ValueError, "rows_per_shard"),
+        (
+            lambda d: data.write_npy_shards(np.zeros((4, 3)), d, rows_per_shard=0),
+            ValueError,
+            "rows_per_shard",
+        ),
         (lambda d: data.write_npy_shards(np.zeros((0, 3)), d), ValueError, "x"),
         (lambda d: data.from_tfrecords(str(d / "missing.tfrecord"), 10, (3,)), ValueError, "files"),
         (lambda d: data.from_tfrecords([], 10, (3,)), ValueError, "files"),
@@ -115,8 +121,12 @@ def _with_value(value):
 
 @pytest.mark.parametrize(
     "edit, text",
-    [(_truncate, "truncated"), (_wrong_magic, "not a .npy file"),
-     (_with_value(np.nan), "NaN or infinite"), (_with_value(-np.inf), "NaN or infinite")],
+    [
+        (_truncate, "truncated"),
+        (_wrong_magic, "not a .npy file"),
+        (_with_value(np.nan), "NaN or infinite"),
+        (_with_value(-np.inf), "NaN or infinite"),
+    ],
     ids=["truncated", "wrong magic", "nan", "-inf"],
 )
 def test_corrupt_or_non_finite_shard_is_named(tmp_path, edit, text):
@@ -141,7 +151,9 @@ def test_corrupt_or_non_finite_tfrecords_are_named(tmp_path):
     with tf.io.TFRecordWriter(nan_path) as writer:
         for row in ([1.0, 2.0, 3.0], [1.0, float("nan"), 3.0]):
             feature = {"x": tf.train.Feature(float_list=tf.train.FloatList(value=row))}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            )
     with pytest.raises(ValueError, match="nan.tfrecord.*NaN or infinite"):
         data.from_tfrecords(nan_path, 2, (3,))
     good = data.write_tfrecords(x, str(tmp_path / "good.tfrecord"))[0]

@@ -17,7 +17,9 @@ def test_load_mnist_from_local_dir(data_dir):
 
 def test_load_binarized_mnist(data_dir):
     train, valid, test = datasets.load_binarized_mnist(data_dir)
-    assert train.shape == (50000, 784) and valid.shape == (10000, 784) and test.shape == (10000, 784)
+    assert (
+        train.shape == (50000, 784) and valid.shape == (10000, 784) and test.shape == (10000, 784)
+    )
     assert set(np.unique(test)) == {0.0, 1.0} and test.dtype == np.float32
 
 
@@ -88,14 +90,22 @@ def test_short_fashion_idx_file_is_named(tmp_path):
     """IDX files that decompress but hold fewer images than labels name the file."""
     import gzip
 
-    names = ["train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+    names = [
+        "train-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ]
     labels = np.zeros(3, np.uint8)
     for name in names:
         with gzip.open(tmp_path / name, "wb") as f:
             if "labels" in name:
                 f.write(b"\0" * 8 + labels.tobytes())
             else:
-                f.write(b"\0" * 16 + np.zeros(2 * 28 * 28, np.uint8).tobytes())  # 2 images, 3 labels
-    with pytest.raises(ValueError, match=r"images-idx3-ubyte.gz holds 1568 pixel values, not 3 images"):
+                f.write(
+                    b"\0" * 16 + np.zeros(2 * 28 * 28, np.uint8).tobytes()
+                )  # 2 images, 3 labels
+    with pytest.raises(
+        ValueError, match=r"images-idx3-ubyte.gz holds 1568 pixel values, not 3 images"
+    ):
         datasets.load_fashion_mnist(tmp_path)

@@ -11,7 +11,6 @@ import probae
 from probae.decoders import MixedDecoder, StudentTDecoder
 from probae.distributions import Columnwise
 
-
 TYPES = ["gaussian", 3, "bernoulli", "student_t", "gaussian", 2]
 
 
@@ -23,8 +22,12 @@ def _mixed_params(batch=4, seed=0):
 def _mixed_data(batch=4, seed=1):
     rng = np.random.default_rng(seed)
     return np.c_[
-        rng.normal(size=batch), rng.integers(0, 3, batch), rng.integers(0, 2, batch),
-        rng.standard_t(3, batch), rng.normal(size=batch), rng.integers(0, 2, batch),
+        rng.normal(size=batch),
+        rng.integers(0, 3, batch),
+        rng.integers(0, 2, batch),
+        rng.standard_t(3, batch),
+        rng.normal(size=batch),
+        rng.integers(0, 2, batch),
     ].astype(np.float32)
 
 
@@ -83,7 +86,9 @@ def test_student_t_decoder_closed_form():
     params = tf.constant([[[0.5], [-1.0], [2.0]]])
     x = np.array([[1.0, 0.0, -3.0]], np.float32)
     got = dec.distribution(params).log_prob(x).numpy()
-    np.testing.assert_allclose(got, scipy.stats.t.logpdf(x, 3.0, [[0.5, -1.0, 2.0]], 2.0), rtol=1e-5)
+    np.testing.assert_allclose(
+        got, scipy.stats.t.logpdf(x, 3.0, [[0.5, -1.0, 2.0]], 2.0), rtol=1e-5
+    )
 
 
 def test_student_t_tends_to_gaussian_for_large_df():
@@ -132,8 +137,11 @@ def test_student_t_bad_df():
 
 @pytest.mark.parametrize(
     "column, value, match",
-    [(2, 0.5, r"x\[:, 2\] must hold 0 or 1"), (1, 3.0, r"x\[:, 1\] must hold an integer code in 0..2"),
-     (5, -1.0, r"x\[:, 5\]")],
+    [
+        (2, 0.5, r"x\[:, 2\] must hold 0 or 1"),
+        (1, 3.0, r"x\[:, 1\] must hold an integer code in 0..2"),
+        (5, -1.0, r"x\[:, 5\]"),
+    ],
 )
 def test_mixed_support_errors(column, value, match):
     x = _mixed_data(4)
@@ -147,7 +155,9 @@ def test_collapsed_posterior_and_saturated_logits_stay_finite():
     extreme = tf.constant([[-1e30, -1e4, -1.0, -1e-7, 0.0, 1e-7, 1.0, 1e4]], tf.float32)
     encoder = probae.GaussianEncoder(4)
     # means 0, 1, -1, 3; raw scales so negative that softplus underflows to 0: the floor holds
-    posterior = encoder.distribution(tf.constant([[0.0, 1.0, -1.0, 3.0, -1e30, -1e4, -100.0, -88.0]]))
+    posterior = encoder.distribution(
+        tf.constant([[0.0, 1.0, -1.0, 3.0, -1e30, -1e4, -100.0, -88.0]])
+    )
     assert np.all(posterior.stddev().numpy() >= encoder.min_scale)
     kl = probae.estimators.kl_divergence(posterior, probae.StandardNormalPrior(4).distribution())[0]
     assert np.all(np.isfinite(kl.numpy()))

@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import D, curve_data
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -13,14 +14,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import probae
-from helpers import D, curve_data
 
 
 @pytest.fixture(scope="module")
 def detector():
     rng = np.random.default_rng(0)
     X = np.c_[curve_data(150), rng.integers(0, 2, 150)]  # 6 columns, the last binary
-    return probae.AnomalyDetector(epochs=5, hidden_units=(16,), latent_dim=2, num_samples=20).fit(X), X
+    return probae.AnomalyDetector(epochs=5, hidden_units=(16,), latent_dim=2, num_samples=20).fit(
+        X
+    ), X
 
 
 def test_detector_sklearn_conventions(detector):
@@ -38,7 +40,9 @@ def test_detector_sklearn_conventions(detector):
     assert det.n_features_in_ == X.shape[1]
     # "auto": median - 3 * 1.4826 * MAD of the training scores.
     med = np.median(scores)
-    np.testing.assert_allclose(det.offset_, med - 3 * 1.4826 * np.median(np.abs(scores - med)), rtol=1e-5)
+    np.testing.assert_allclose(
+        det.offset_, med - 3 * 1.4826 * np.median(np.abs(scores - med)), rtol=1e-5
+    )
 
 
 def test_contamination_sets_the_training_outlier_fraction():
@@ -59,7 +63,9 @@ def test_detector_is_deterministic_for_a_random_state():
 
 def test_pipeline_after_standard_scaler():
     X = curve_data(80) * 100.0 + 7.0
-    pipe = make_pipeline(StandardScaler(), probae.AnomalyDetector(epochs=2, hidden_units=(8,), num_samples=5))
+    pipe = make_pipeline(
+        StandardScaler(), probae.AnomalyDetector(epochs=2, hidden_units=(8,), num_samples=5)
+    )
     pred = pipe.fit(X).predict(X)
     assert pred.shape == (80,) and set(np.unique(pred)) <= {-1, 1}
     assert np.all(np.isfinite(pipe.score_samples(X)))
@@ -254,7 +260,9 @@ def test_images_get_a_conv_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     # the scale is fixed: reconstruction score = squared error / (2 s^2) + d log(s sqrt(2 pi))
     s = 0.1 * float(x.max() - x.min())
     recon = det.model_.decoder(det.model_.encoder(x[:5]).mean()).mean().numpy()
-    expected = ((x[:5] - recon) ** 2).sum(axis=(1, 2, 3)) / (2 * s * s) + 64 * np.log(s * np.sqrt(2 * np.pi))
+    expected = ((x[:5] - recon) ** 2).sum(axis=(1, 2, 3)) / (2 * s * s) + 64 * np.log(
+        s * np.sqrt(2 * np.pi)
+    )
     np.testing.assert_allclose(
         probae.anomaly_scores(det.model_, x[:5], method="reconstruction"), expected, rtol=1e-4
     )
@@ -281,7 +289,9 @@ def test_images_explicit_mlp_bernoulli_and_student_t_available():
     det = probae.AnomalyDetector(
         epochs=1, num_samples=5, latent_dim=2, likelihood="student_t", architecture="mlp"
     ).fit(x)
-    assert det.model_.encoder._arch == "mlp" and det.model_.decoder.network.layers[0].name.startswith("flatten")
+    assert det.model_.encoder._arch == "mlp" and det.model_.decoder.network.layers[
+        0
+    ].name.startswith("flatten")
     assert np.isfinite(det.score_samples(x[:5])).all()
 
 
@@ -291,13 +301,18 @@ def test_given_model_is_copied_not_modified(tmp_path):
     det = probae.AnomalyDetector(model=model, epochs=1, num_samples=5)
     assert clone(det).model is not model
     det.fit(curve_data(40))
-    assert det.model_ is not model and det.model_.get_config()["decoder"] == model.get_config()["decoder"]
+    assert (
+        det.model_ is not model
+        and det.model_.get_config()["decoder"] == model.get_config()["decoder"]
+    )
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     det.save(tmp_path / "d.zip")
     loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
     assert isinstance(loaded.model, probae.ProbabilisticAutoencoder)
-    np.testing.assert_allclose(loaded.score_samples(curve_data(5)), det.score_samples(curve_data(5)), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.score_samples(curve_data(5)), det.score_samples(curve_data(5)), rtol=1e-6
+    )
 
 
 # ----------------------------------------------------------------- tables (issue 16)
@@ -306,14 +321,16 @@ def mixed_frame(n=240, seed=0):
 
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 2))
-    df = pd.DataFrame({
-        "spend": 1e3 * (z[:, 0] + 0.2 * rng.normal(size=n)),
-        "visits": z[:, 0] - z[:, 1] + 0.2 * rng.normal(size=n),
-        "basket": z[:, 1] + 0.2 * rng.normal(size=n),
-        "city": np.where(z[:, 1] > 0, "paris", np.where(rng.random(n) < 0.8, "rome", "oslo")),
-        "member": z[:, 0] > 0,
-        "plan": pd.Categorical(rng.choice(["basic", "pro", "max"], n)),
-    })
+    df = pd.DataFrame(
+        {
+            "spend": 1e3 * (z[:, 0] + 0.2 * rng.normal(size=n)),
+            "visits": z[:, 0] - z[:, 1] + 0.2 * rng.normal(size=n),
+            "basket": z[:, 1] + 0.2 * rng.normal(size=n),
+            "city": np.where(z[:, 1] > 0, "paris", np.where(rng.random(n) < 0.8, "rome", "oslo")),
+            "member": z[:, 0] > 0,
+            "plan": pd.Categorical(rng.choice(["basic", "pro", "max"], n)),
+        }
+    )
     return df.mask(rng.random(df.shape) < 0.08)
 
 
@@ -335,16 +352,22 @@ def test_dataframe_with_strings_booleans_categories_and_missing_cells(table_dete
     per = det.score_features(df.iloc[5:9])
     assert isinstance(per, pd.DataFrame) and list(per.columns) == list(df.columns)
     assert list(per.index) == list(df.index[5:9])
-    np.testing.assert_array_equal(per.isna().to_numpy(), df.iloc[5:9].isna().to_numpy())  # missing: NaN
+    np.testing.assert_array_equal(
+        per.isna().to_numpy(), df.iloc[5:9].isna().to_numpy()
+    )  # missing: NaN
     # unseen categories are scored as the rarest one ("oslo", p = 0.1)
     test = df.iloc[:6].copy()
     test["city"] = "lima"
     as_rarest = df.iloc[:6].copy()
     as_rarest["city"] = "oslo"
     observed = test["city"].notna() & df["city"].iloc[:6].notna()
-    np.testing.assert_allclose(det.score_samples(test)[observed], det.score_samples(as_rarest)[observed], rtol=1e-6)
+    np.testing.assert_allclose(
+        det.score_samples(test)[observed], det.score_samples(as_rarest)[observed], rtol=1e-6
+    )
     strict = clone(det).set_params(handle_unknown="error", epochs=1).fit(df)
-    with pytest.raises(ValueError, match=r"column 'city' holds categories not seen in training: \['lima'\]"):
+    with pytest.raises(
+        ValueError, match=r"column 'city' holds categories not seen in training: \['lima'\]"
+    ):
         strict.score_samples(test)
     # save/load keeps the preprocessing: identical scores, missing and unseen cells included
     det.save(tmp_path / "d.zip")
@@ -380,7 +403,9 @@ def test_extreme_finite_column_is_neither_overflowed_nor_zeroed():
     base = probae.AnomalyDetector(**kwargs).fit(X)
     big = X.astype(np.float64) * np.r_[1e300, np.ones(X.shape[1] - 1)]
     det = probae.AnomalyDetector(**kwargs).fit(big)
-    assert not det.constant_columns_.any() and np.isfinite(det.scale_).all() and det.scale_[0] > 1e299
+    assert (
+        not det.constant_columns_.any() and np.isfinite(det.scale_).all() and det.scale_[0] > 1e299
+    )
     np.testing.assert_allclose(det.score_samples(big), base.score_samples(X), rtol=1e-4, atol=1e-4)
     wild = big[:3].copy()
     wild[:, 0] = [1.7e308, -1.7e308, 0.0]
@@ -395,13 +420,15 @@ def test_sample_weight_as_isolation_forest():
     kwargs = dict(epochs=8, hidden_units=(16,), num_samples=10, trim_fraction=0.0)
     weighted = probae.AnomalyDetector(**kwargs).fit(X, sample_weight=w)
     unweighted = probae.AnomalyDetector(**kwargs).fit(X)
-    gap = lambda d: np.median(d.score_samples(X[:200])) - np.median(d.score_samples(X[200:]))  # noqa: E731
+    gap = lambda d: np.median(d.score_samples(X[:200])) - np.median(d.score_samples(X[200:]))
     assert gap(weighted) > gap(unweighted) + 5.0  # the zero-weight cluster was not learned
     np.testing.assert_allclose(weighted.mean_, X[:200].mean(0), rtol=1e-6)  # weighted statistics
-    for bad, exc, match in [(np.ones(3), ValueError, "one weight per row"),
-                            (-np.ones(260), ValueError, ">= 0"),
-                            (np.zeros(260), ValueError, "positive sum"),
-                            (["a"] * 260, TypeError, "sample_weight")]:
+    for bad, exc, match in [
+        (np.ones(3), ValueError, "one weight per row"),
+        (-np.ones(260), ValueError, ">= 0"),
+        (np.zeros(260), ValueError, "positive sum"),
+        (["a"] * 260, TypeError, "sample_weight"),
+    ]:
         with pytest.raises(exc, match=match):
             probae.AnomalyDetector(**kwargs).fit(X, sample_weight=bad)
 
@@ -415,7 +442,9 @@ def test_pyod_aliases(detector):
     assert det.threshold_ == -det.offset_
     np.testing.assert_array_equal(det.labels_, (det.predict(X) == -1).astype(int))
     anomaly = probae.anomaly_scores(det, X)
-    np.testing.assert_allclose(det.decision_function(X), det.threshold_ - anomaly, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        det.decision_function(X), det.threshold_ - anomaly, rtol=1e-9, atol=1e-9
+    )
     test = X[:7] + np.r_[0.0, 0, 0, 0, 0, 0, 50.0][:, None]
     s = -det.score_samples(test)
     lo, hi = det.decision_scores_.min(), det.decision_scores_.max()
@@ -424,7 +453,9 @@ def test_pyod_aliases(detector):
     np.testing.assert_allclose(linear.sum(1), 1.0) and linear[-1, 1] == 1.0
     mu, sd = det.decision_scores_.mean(), det.decision_scores_.std()
     unify = det.predict_proba(test, method="unify")
-    np.testing.assert_allclose(unify[:, 1], np.clip([erf((v - mu) / (sd * sqrt(2))) for v in s], 0, 1))
+    np.testing.assert_allclose(
+        unify[:, 1], np.clip([erf((v - mu) / (sd * sqrt(2))) for v in s], 0, 1)
+    )
     with pytest.raises(ValueError, match="method"):
         det.predict_proba(test, method="softmax")
     assert not hasattr(probae.AnomalyDetector(), "decision_scores_")

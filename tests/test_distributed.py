@@ -16,10 +16,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -28,7 +32,7 @@ def _run(args, timeout=300):
 def mirrored():
     out = _run([os.path.join(REPO, "tests", "scripts", "mirrored_check.py")])
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def test_mirrored_training_matches_one_device(mirrored):
@@ -40,14 +44,18 @@ def test_mirrored_training_matches_one_device(mirrored):
     assert mirrored["max_weight_diff"] < 1e-5
     # epoch metrics are reduced over both replicas: the same numbers as on one device
     for key in ("loss", "elbo", "reconstruction", "kl"):
-        np.testing.assert_allclose(mirrored["logs_multi"][key], mirrored["logs_single"][key], rtol=1e-5)
+        np.testing.assert_allclose(
+            mirrored["logs_multi"][key], mirrored["logs_single"][key], rtol=1e-5
+        )
     # evaluate() (test_step under the strategy) reduces over replicas too
     for key in ("loss", "elbo", "reconstruction", "kl"):
         assert mirrored["eval_multi"][key] == pytest.approx(mirrored["eval_single"][key], rel=1e-5)
     # the beta schedule set from a callback reached the replicated variable
     assert mirrored["beta_multi"] == pytest.approx(1.0)
     # the loss includes beta: with beta rising from 0.5 to 1.0, loss -> -elbo at the last epoch
-    assert mirrored["logs_multi"]["loss"][-1] == pytest.approx(-mirrored["logs_multi"]["elbo"][-1], rel=1e-5)
+    assert mirrored["logs_multi"]["loss"][-1] == pytest.approx(
+        -mirrored["logs_multi"]["elbo"][-1], rel=1e-5
+    )
     assert mirrored["logs_multi"]["loss"][0] < -mirrored["logs_multi"]["elbo"][0]
 
 
@@ -60,8 +68,21 @@ def test_mirrored_vae_replicas_draw_different_noise(mirrored):
 
 def test_multiworker_example_trains_one_model_on_two_workers(tmp_path):
     out_dir = tmp_path / "mw"
-    _run([os.path.join(REPO, "examples", "distributed_multiworker.py"), "--workers", "2",
-          "--epochs", "2", "--steps", "3", "--examples", "1200", "--output", str(out_dir)])
+    _run(
+        [
+            os.path.join(REPO, "examples", "distributed_multiworker.py"),
+            "--workers",
+            "2",
+            "--epochs",
+            "2",
+            "--steps",
+            "3",
+            "--examples",
+            "1200",
+            "--output",
+            str(out_dir),
+        ]
+    )
     with open(out_dir / "summary.json") as f:
         summary = json.load(f)
     assert summary["workers"] == 2

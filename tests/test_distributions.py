@@ -55,8 +55,12 @@ def test_diagonal_gaussian_mixture_log_prob_is_exact(spread):
     fast = probae.distributions.DiagonalGaussianMixture(**parts())
     generic = tfd.MixtureSameFamily(**parts())
     zt = tf.constant(z, tf.float32)
-    exact = _exact_mixture_log_prob(z.astype("float32").astype("float64"), logits.astype("float32"),
-                                    loc.astype("float32"), scale.astype("float32"))
+    exact = _exact_mixture_log_prob(
+        z.astype("float32").astype("float64"),
+        logits.astype("float32"),
+        loc.astype("float32"),
+        scale.astype("float32"),
+    )
     got = fast.log_prob(zt).numpy()
     assert got.shape == (2, 20) and got.dtype == np.float32
     # as close to the exact value as float32 can hold it (and as TFP's broadcast)
@@ -69,12 +73,16 @@ def test_diagonal_gaussian_mixture_log_prob_is_exact(spread):
     for cls in (probae.distributions.DiagonalGaussianMixture, tfd.MixtureSameFamily):
         with tf.GradientTape() as tape:
             tape.watch(zt)
-            dist = cls(tfd.Categorical(logits=tf.constant(logits, tf.float32)),
-                       tfd.MultivariateNormalDiag(loc_v, scale_v))
+            dist = cls(
+                tfd.Categorical(logits=tf.constant(logits, tf.float32)),
+                tfd.MultivariateNormalDiag(loc_v, scale_v),
+            )
             total = tf.reduce_sum(dist.log_prob(zt))
         grads.append([g.numpy() for g in tape.gradient(total, [zt, loc_v, scale_v])])
     for g_fast, g_generic in zip(*grads):
-        np.testing.assert_allclose(g_fast, g_generic, rtol=2e-3, atol=1e-3 * np.abs(g_generic).max())
+        np.testing.assert_allclose(
+            g_fast, g_generic, rtol=2e-3, atol=1e-3 * np.abs(g_generic).max()
+        )
     # samples are the inherited ones
     assert fast.sample(5, seed=1).shape == (5, 6)
 

@@ -21,7 +21,9 @@ def test_gaussian_encoder_scale_is_floored_at_min_scale(min_scale):
     log_q = posterior.log_prob(posterior.mean()).numpy()
     expected = -3 * (np.log(min_scale) + 0.5 * np.log(2 * np.pi))  # the density's peak
     np.testing.assert_allclose(log_q, np.full(5, expected), rtol=1e-5)
-    kl, analytic = probae.estimators.kl_divergence(posterior, probae.StandardNormalPrior(3).distribution())
+    kl, analytic = probae.estimators.kl_divergence(
+        posterior, probae.StandardNormalPrior(3).distribution()
+    )
     assert analytic and np.all(np.isfinite(kl.numpy()))
     mean_sq = 0.5**2 + 1.0 + 2.0**2
     expected_kl = 0.5 * (3 * min_scale**2 + mean_sq - 3) - 3 * np.log(min_scale)

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from linear_gaussian_model import make
 
 import probae
 from probae import estimators
-
-from linear_gaussian_model import make
 
 tfd = tfp.distributions
 
@@ -40,7 +39,9 @@ def test_log_mean_exp_closed_form():
     np.testing.assert_allclose(estimators.log_mean_exp(tf.constant(values)), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dim,k,batch", [(784, 5000, 100), (784, 1, 256), (3, 100, 10_000), (10**6, 7, 5)])
+@pytest.mark.parametrize(
+    "dim,k,batch", [(784, 5000, 100), (784, 1, 256), (3, 100, 10_000), (10**6, 7, 5)]
+)
 def test_plan_bounds_memory(dim, k, batch):
     for shared in (False, True):
         b, chunk = estimators.plan(dim, k, batch, shared_noise=shared)
@@ -54,7 +55,9 @@ def test_chunked_sums_equal_one_chunk_on_the_same_draws():
     """Splitting k draws into chunks changes nothing but memory: a point-mass posterior
     makes every draw equal, so any chunking (the last chunk partial) gives the same sums."""
     x = tf.constant(np.random.default_rng(1).random((4, 6)), tf.float32)
-    q = tfd.VectorDeterministic(tf.constant(np.random.default_rng(2).normal(size=(4, 2)), tf.float32))
+    q = tfd.VectorDeterministic(
+        tf.constant(np.random.default_rng(2).normal(size=(4, 2)), tf.float32)
+    )
     prior = tfd.MultivariateNormalDiag(tf.zeros(2), tf.ones(2))
 
     def decode(z):
@@ -62,7 +65,9 @@ def test_chunked_sums_equal_one_chunk_on_the_same_draws():
         return tfd.Independent(tfd.Normal(loc, 1.0), 1)
 
     out = [
-        estimators.importance_sampling(x, q, decode, prior, 10, chunk, tf.constant([1, 2]), per_feature=True)
+        estimators.importance_sampling(
+            x, q, decode, prior, 10, chunk, tf.constant([1, 2]), per_feature=True
+        )
         for chunk in (10, 3, 1)
     ]
     for other in out[1:]:
@@ -87,17 +92,24 @@ def test_arrays_and_datasets_give_identical_estimates():
         np.testing.assert_array_equal(a["per_example"][key], b["per_example"][key])
     np.testing.assert_allclose(a["unit_variances"], b["unit_variances"], rtol=1e-6)
     np.testing.assert_array_equal(
-        model.log_likelihood(x, num_samples=40, batch_size=8, seed=5), a["per_example"]["log_likelihood"]
+        model.log_likelihood(x, num_samples=40, batch_size=8, seed=5),
+        a["per_example"]["log_likelihood"],
     )
-    np.testing.assert_array_equal(model.log_likelihood(ds, num_samples=40, seed=5), a["per_example"]["log_likelihood"])
+    np.testing.assert_array_equal(
+        model.log_likelihood(ds, num_samples=40, seed=5), a["per_example"]["log_likelihood"]
+    )
 
 
 def test_every_caller_uses_the_same_estimator():
     model, _ = make()
     x = model.sample_data(12)
     terms = estimators.estimate(model, [(x, None)], 30, seed=2)
-    np.testing.assert_array_equal(model.log_likelihood(x, num_samples=30, seed=2, batch_size=12), terms["log_likelihood"])
-    np.testing.assert_array_equal(model.elbo(x, num_samples=30, seed=2, batch_size=12), terms["elbo"])
+    np.testing.assert_array_equal(
+        model.log_likelihood(x, num_samples=30, seed=2, batch_size=12), terms["log_likelihood"]
+    )
+    np.testing.assert_array_equal(
+        model.elbo(x, num_samples=30, seed=2, batch_size=12), terms["elbo"]
+    )
     shared = estimators.estimate(model, [(x, None)], 30, seed=2, shared_noise=True)
     np.testing.assert_allclose(
         probae.anomaly_scores(model, x, method="log_likelihood", num_samples=30, seed=2),
@@ -105,7 +117,9 @@ def test_every_caller_uses_the_same_estimator():
         rtol=1e-6,
     )
     np.testing.assert_allclose(
-        probae.anomaly_scores(model, x, method="elbo", num_samples=30, seed=2), -shared["elbo"], rtol=1e-6
+        probae.anomaly_scores(model, x, method="elbo", num_samples=30, seed=2),
+        -shared["elbo"],
+        rtol=1e-6,
     )
 
 

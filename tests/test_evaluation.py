@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from linear_gaussian_model import make
 
 import probae
-from linear_gaussian_model import make
 
 N = 400
 D, LATENT = 6, 3
@@ -28,7 +28,11 @@ class LG:
         mu = (x - b) @ self.p["A"].T
         resid = x - mu @ W.T - b
         trace = np.sum((W**2) @ var)  # tr(W diag(var) W^T)
-        reconstruction = -0.5 * (np.sum(resid**2, 1) + trace) / s**2 - D * math.log(s) - 0.5 * D * math.log(2 * math.pi)
+        reconstruction = (
+            -0.5 * (np.sum(resid**2, 1) + trace) / s**2
+            - D * math.log(s)
+            - 0.5 * D * math.log(2 * math.pi)
+        )
         kl = 0.5 * (np.sum(var) + np.sum(mu**2, 1) - LATENT - np.sum(np.log(var)))
         return {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
 
@@ -84,7 +88,9 @@ def test_elbo_below_iwae_below_log_likelihood_and_monotone_in_k(lg, x):
     exact = lg.log_likelihood(x)
     elbo = lg.elbo_terms(x)["elbo"]
     estimates = {
-        k: probae.evaluate_likelihood(lg.model, x, num_samples=k, seed=10 + k)["per_example"]["log_likelihood"]
+        k: probae.evaluate_likelihood(lg.model, x, num_samples=k, seed=10 + k)["per_example"][
+            "log_likelihood"
+        ]
         for k in (1, 5, 50, 500)
     }
     # IWAE_1 is the single-sample ELBO: unbiased for the closed form.
@@ -125,8 +131,12 @@ def test_deterministic_under_a_seed(lg, x):
     a = probae.evaluate_likelihood(lg.model, x[:50], num_samples=30, seed=3)
     b = probae.evaluate_likelihood(lg.model, x[:50], num_samples=30, seed=3)
     c = probae.evaluate_likelihood(lg.model, x[:50], num_samples=30, seed=4)
-    np.testing.assert_array_equal(a["per_example"]["log_likelihood"], b["per_example"]["log_likelihood"])
-    assert not np.array_equal(a["per_example"]["log_likelihood"], c["per_example"]["log_likelihood"])
+    np.testing.assert_array_equal(
+        a["per_example"]["log_likelihood"], b["per_example"]["log_likelihood"]
+    )
+    assert not np.array_equal(
+        a["per_example"]["log_likelihood"], c["per_example"]["log_likelihood"]
+    )
 
 
 def test_chunking_does_not_change_the_estimate(lg, x):
@@ -143,25 +153,35 @@ def test_streaming_dataset_matches_arrays(lg, x, result):
     ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(N))).batch(64)
     streamed = probae.evaluate_likelihood(lg.model, ds, num_samples=2000, seed=5)
     assert streamed["num_examples"] == N
-    np.testing.assert_allclose(streamed["unit_variances"], result["unit_variances"], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        streamed["unit_variances"], result["unit_variances"], rtol=1e-4, atol=1e-9
+    )
     assert streamed["active_units"] == result["active_units"]
-    np.testing.assert_allclose(streamed["per_example"]["kl"], result["per_example"]["kl"], rtol=1e-5)
+    np.testing.assert_allclose(
+        streamed["per_example"]["kl"], result["per_example"]["kl"], rtol=1e-5
+    )
     gap = streamed["per_example"]["log_likelihood"] - result["per_example"]["log_likelihood"]
     assert abs(gap.mean()) < 4 * gap.std() / math.sqrt(N) + 1e-4
     # Streaming a dataset of plain x batches works too.
-    plain = probae.evaluate_likelihood(lg.model, tf.data.Dataset.from_tensor_slices(x[:10]).batch(4), num_samples=5)
+    plain = probae.evaluate_likelihood(
+        lg.model, tf.data.Dataset.from_tensor_slices(x[:10]).batch(4), num_samples=5
+    )
     assert plain["num_examples"] == 10
 
 
 def test_conditional_model_passes_the_condition():
-    model = probae.VAE((5,), 2, likelihood="gaussian", hidden_units=(8,), condition_shape=(3,), seed=0)
+    model = probae.VAE(
+        (5,), 2, likelihood="gaussian", hidden_units=(8,), condition_shape=(3,), seed=0
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20, 5)).astype("float32")
     c = np.eye(3, dtype="float32")[rng.integers(0, 3, 20)]
     res = probae.evaluate_likelihood(model, x, condition=c, num_samples=20, batch_size=8, seed=1)
     direct = model.log_likelihood(x, condition=c, num_samples=20, batch_size=8, seed=1)
     np.testing.assert_allclose(res["per_example"]["log_likelihood"], direct, rtol=1e-6)
-    other = probae.evaluate_likelihood(model, x, condition=1 - c, num_samples=20, batch_size=8, seed=1)
+    other = probae.evaluate_likelihood(
+        model, x, condition=1 - c, num_samples=20, batch_size=8, seed=1
+    )
     assert not np.allclose(other["per_example"]["log_likelihood"], direct)
     ds = tf.data.Dataset.from_tensor_slices((x, c)).batch(8)
     assert probae.evaluate_likelihood(model, ds, num_samples=20)["num_examples"] == 20
@@ -196,8 +216,16 @@ def test_binary_data_bits_per_dim_and_support():
         ({"x": np.array([["a"] * 6])}, TypeError, "x"),
         ({"condition": np.zeros((4, 2))}, ValueError, "condition"),
         ({"model": "not a model"}, TypeError, "model"),
-        ({"x": tf.data.Dataset.from_tensor_slices(np.zeros((0, 6), "float32")).batch(2)}, ValueError, "x"),
-        ({"x": tf.data.Dataset.from_tensor_slices({"a": np.zeros((2, 6))}).batch(2)}, TypeError, "x"),
+        (
+            {"x": tf.data.Dataset.from_tensor_slices(np.zeros((0, 6), "float32")).batch(2)},
+            ValueError,
+            "x",
+        ),
+        (
+            {"x": tf.data.Dataset.from_tensor_slices({"a": np.zeros((2, 6))}).batch(2)},
+            TypeError,
+            "x",
+        ),
     ],
 )
 def test_bad_input(lg, kwargs, exc, name):

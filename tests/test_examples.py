@@ -10,8 +10,15 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO, "examples")
-ALL = ["quickstart", "autoencoder_mnist", "autoencoder_family", "beta_vae", "conditional_vae", "anomaly_mnist",
-       "out_of_distribution"]
+ALL = [
+    "quickstart",
+    "autoencoder_mnist",
+    "autoencoder_family",
+    "beta_vae",
+    "conditional_vae",
+    "anomaly_mnist",
+    "out_of_distribution",
+]
 TINY = ["--dataset", "digits", "--epochs", "1", "--max-examples", "300", "--verbose", "0"]
 
 
@@ -53,9 +60,23 @@ def test_autoencoder_mnist_loss_is_binary_cross_entropy(tmp_path):
 def test_autoencoder_family(tmp_path):
     example = _load("autoencoder_family")
     out = str(tmp_path / "f")
-    rows = example.main(example.parse_args(
-        TINY + ["--out", out, "--epochs", "3", "--latent-dim", "8", "--hidden-units", "32",
-                "--columns", "6"]))
+    rows = example.main(
+        example.parse_args(
+            TINY
+            + [
+                "--out",
+                out,
+                "--epochs",
+                "3",
+                "--latent-dim",
+                "8",
+                "--hidden-units",
+                "32",
+                "--columns",
+                "6",
+            ]
+        )
+    )
     by_name = {r["model"]: r for r in rows}
     assert list(by_name) == ["vanilla", "sparse", "denoising", "convolutional", "VAE"]
     for r in rows:
@@ -75,8 +96,9 @@ def test_autoencoder_family(tmp_path):
 def test_beta_vae(tmp_path):
     example = _load("beta_vae")
     out = str(tmp_path / "b")
-    rows = example.main(example.parse_args(
-        TINY + ["--out", out, "--betas", "1", "50", "--latent-dim", "3"]))
+    rows = example.main(
+        example.parse_args(TINY + ["--out", out, "--betas", "1", "50", "--latent-dim", "3"])
+    )
     assert [r["beta"] for r in rows] == [1.0, 50.0]
     for r in rows:
         assert r["elbo"] == pytest.approx(r["reconstruction"] - r["kl"], abs=1e-3)
@@ -118,9 +140,23 @@ def test_help(name, capsys):
 def test_conditional_vae_rows_follow_the_label(tmp_path):
     example = _load("conditional_vae")
     out = str(tmp_path / "c")
-    result = example.main(example.parse_args(
-        TINY + ["--out", out, "--latent-dim", "2", "--columns", "4", "--epochs", "10",
-                "--max-examples", "1500"]))
+    result = example.main(
+        example.parse_args(
+            TINY
+            + [
+                "--out",
+                out,
+                "--latent-dim",
+                "2",
+                "--columns",
+                "4",
+                "--epochs",
+                "10",
+                "--max-examples",
+                "1500",
+            ]
+        )
+    )
     assert -44.4 < result["elbo"] < -5.0
     images = result["images"].reshape(10, 4, -1)
     # Within a row (one digit) images are closer to each other than to other rows.
@@ -133,9 +169,26 @@ def test_conditional_vae_rows_follow_the_label(tmp_path):
 def test_anomaly_mnist(tmp_path):
     example = _load("anomaly_mnist")
     out = str(tmp_path / "a")
-    result = example.main(example.parse_args(
-        ["--dataset", "digits", "--epochs", "15", "--verbose", "0", "--out", out,
-         "--num-samples", "5", "--test-examples", "300", "--latent-dim", "2"]))
+    result = example.main(
+        example.parse_args(
+            [
+                "--dataset",
+                "digits",
+                "--epochs",
+                "15",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+                "--num-samples",
+                "5",
+                "--test-examples",
+                "300",
+                "--latent-dim",
+                "2",
+            ]
+        )
+    )
     assert np.all(np.isfinite(result["scores"]))
     assert result["auroc"] > 0.7  # zeros against the other digits, after a short training
     # The per-pixel maps add up to each image's reconstruction score.
@@ -151,9 +204,26 @@ def test_anomaly_mnist(tmp_path):
 def test_out_of_distribution(tmp_path, data_dir):
     example = _load("out_of_distribution")
     out = str(tmp_path / "o")
-    result = example.main(example.parse_args(
-        ["--epochs", "1", "--max-examples", "2000", "--test-examples", "200", "--num-samples",
-         "5", "--verbose", "0", "--out", out, "--latent-dim", "4"]))
+    result = example.main(
+        example.parse_args(
+            [
+                "--epochs",
+                "1",
+                "--max-examples",
+                "2000",
+                "--test-examples",
+                "200",
+                "--num-samples",
+                "5",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+                "--latent-dim",
+                "4",
+            ]
+        )
+    )
     # Nalisnick et al.'s failure even after one epoch (0.17 measured) and its correction (0.99).
     assert result["auroc"] < 0.5
     assert result["auroc_likelihood_ratio"] > 0.9
@@ -164,9 +234,22 @@ def test_out_of_distribution(tmp_path, data_dir):
 def test_anomaly_tabular_in_a_pipeline(tmp_path):
     example = _load("anomaly_tabular")
     out = str(tmp_path / "t")
-    result = example.main(example.parse_args(
-        ["--data", "synthetic", "--max-examples", "600", "--verbose", "0",
-         "--out", out, "--top", "3"]))  # epochs "auto": 10 epochs (70 steps) are too few
+    result = example.main(
+        example.parse_args(
+            [
+                "--data",
+                "synthetic",
+                "--max-examples",
+                "600",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+                "--top",
+                "3",
+            ]
+        )
+    )  # epochs "auto": 10 epochs (70 steps) are too few
     for key in ("auroc", "average_precision", "iforest_auroc", "iforest_average_precision"):
         assert 0.0 <= result[key] <= 1.0, key
     # Anomalies off a 2-D plane in 10-D: easy for a likelihood model.
@@ -179,17 +262,31 @@ def test_anomaly_tabular_in_a_pipeline(tmp_path):
 def test_anomaly_tabular_adbench_file(tmp_path, data_dir):
     example = _load("anomaly_tabular")
     out = str(tmp_path / "bw")
-    result = example.main(example.parse_args(
-        ["--data", "4_breastw.npz", "--data-dir", str(data_dir), "--epochs", "10",
-         "--verbose", "0", "--out", out]))
+    result = example.main(
+        example.parse_args(
+            [
+                "--data",
+                "4_breastw.npz",
+                "--data-dir",
+                str(data_dir),
+                "--epochs",
+                "10",
+                "--verbose",
+                "0",
+                "--out",
+                out,
+            ]
+        )
+    )
     assert result["auroc"] > 0.8  # breastw is easy: both detectors reach about 0.99
     _check_pngs(out, ["scores_roc.png", "contributions.png"])
 
 
 def test_anomaly_tabular_missing_file_names_the_fix(tmp_path, capsys):
     example = _load("anomaly_tabular")
-    args = example.parse_args(["--dataset", "absent.npz", "--data-dir", str(tmp_path),
-                               "--out", str(tmp_path)])
+    args = example.parse_args(
+        ["--dataset", "absent.npz", "--data-dir", str(tmp_path), "--out", str(tmp_path)]
+    )
     assert example.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -201,9 +298,11 @@ def test_anomaly_tabular_missing_file_names_the_fix(tmp_path, capsys):
 @pytest.mark.parametrize("name", ALL + ["anomaly_tabular"])
 @pytest.mark.parametrize(
     "flags, expected",
-    [(["--data-dir", "/no/such/dir"], "--data-dir"),
-     (["--epochs", "0"], "--epochs must be a positive integer"),
-     (["--max-examples", "-5"], "--max-examples must be a positive integer")],
+    [
+        (["--data-dir", "/no/such/dir"], "--data-dir"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--max-examples", "-5"], "--max-examples must be a positive integer"),
+    ],
     ids=["data-dir", "epochs", "max-examples"],
 )
 def test_user_errors_exit_2_with_one_line(name, flags, expected, tmp_path, capsys):
@@ -224,7 +323,9 @@ def test_wrong_environment_data_dir_is_one_line(tmp_path, capsys, monkeypatch):
     assert len(err.splitlines()) == 1 and "PROBAE_DATA_DIR" in err, err
 
 
-def test_multiworker_takes_the_readme_flags_and_never_trains_on_noise(tmp_path, capsys, monkeypatch):
+def test_multiworker_takes_the_readme_flags_and_never_trains_on_noise(
+    tmp_path, capsys, monkeypatch
+):
     """The launcher checks the data before starting any worker: missing data is one line
     and exit 2 (it used to train on random images)."""
     import probae.datasets
@@ -234,9 +335,26 @@ def test_multiworker_takes_the_readme_flags_and_never_trains_on_noise(tmp_path, 
 
     monkeypatch.setattr(probae.datasets, "load_dataset", unavailable)
     example = _load("distributed_multiworker")
-    args = example.parse_args(["--out", str(tmp_path), "--data-dir", str(tmp_path),
-                               "--max-examples", "100", "--dataset", "mnist", "--epochs", "1"])
-    assert (args.out, args.max_examples, args.dataset, args.epochs) == (str(tmp_path), 100, "mnist", 1)
+    args = example.parse_args(
+        [
+            "--out",
+            str(tmp_path),
+            "--data-dir",
+            str(tmp_path),
+            "--max-examples",
+            "100",
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "1",
+        ]
+    )
+    assert (args.out, args.max_examples, args.dataset, args.epochs) == (
+        str(tmp_path),
+        100,
+        "mnist",
+        1,
+    )
     assert example.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not found" in err

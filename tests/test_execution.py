@@ -21,7 +21,12 @@ def _fit_small(x, steps_per_execution="auto", callbacks=None):
     model = probae.VAE((784,), 4, hidden_units=(16,), seed=3)
     model.compile(keras.optimizers.Adam(1e-3), steps_per_execution=steps_per_execution)
     history = model.fit(
-        x, batch_size=32, epochs=2, verbose=0, shuffle=True, validation_data=x[:96],
+        x,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        shuffle=True,
+        validation_data=x[:96],
         callbacks=callbacks,
     )
     return model, history
@@ -33,7 +38,9 @@ def test_auto_steps_per_execution_changes_nothing_but_speed(binarized):
     single, h_single = _fit_small(x, steps_per_execution=1)
     assert grouped.steps_per_execution == probae.execution.AUTO_STEPS_PER_EXECUTION == 10
     assert single.steps_per_execution == 1
-    assert int(grouped.optimizer.iterations.numpy()) == int(single.optimizer.iterations.numpy()) == 44
+    assert (
+        int(grouped.optimizer.iterations.numpy()) == int(single.optimizer.iterations.numpy()) == 44
+    )
     for a, b in zip(grouped.get_weights(), single.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for key in ("loss", "kl", "val_elbo"):
@@ -77,6 +84,9 @@ def test_batch_callbacks_still_see_every_batch(binarized):
     assert model.steps_per_execution == 10
     assert len(counter.batches) == 6 and counter.batches[:2] == [9, 19]  # once per group
     # Per-step beta schedules and batch-frequency backups need every batch.
-    for callback in (probae.callbacks.LinearBetaWarmup(5, per="step"), probae.BackupAndRestore("unused", save_freq=3)):
+    for callback in (
+        probae.callbacks.LinearBetaWarmup(5, per="step"),
+        probae.BackupAndRestore("unused", save_freq=3),
+    ):
         assert not probae.execution.supports_steps_per_execution(callback)
     assert probae.execution.supports_steps_per_execution(keras.callbacks.ModelCheckpoint("m.keras"))

@@ -51,12 +51,14 @@ class TwoLayerEncoder(probae.Encoder):
         loc2, raw2 = tf.split(self.to_z2(x), 2, axis=-1)
         loc1, raw1 = tf.split(self.to_z1(x), 2, axis=-1)
         v = tf.convert_to_tensor(self.from_z2.kernel)  # [D2, D1]
-        return tfd.JointDistributionNamed({
-            "z2": tfd.MultivariateNormalDiag(loc2, tf.nn.softplus(raw2) + 1e-3),
-            "z1": lambda z2: tfd.MultivariateNormalDiag(
-                loc1 + tf.einsum("...j,ji->...i", z2, v), tf.nn.softplus(raw1) + 1e-3
-            ),
-        })
+        return tfd.JointDistributionNamed(
+            {
+                "z2": tfd.MultivariateNormalDiag(loc2, tf.nn.softplus(raw2) + 1e-3),
+                "z1": lambda z2: tfd.MultivariateNormalDiag(
+                    loc1 + tf.einsum("...j,ji->...i", z2, v), tf.nn.softplus(raw1) + 1e-3
+                ),
+            }
+        )
 
 
 @keras.saving.register_keras_serializable(package="probae_tests")
@@ -68,10 +70,12 @@ class TwoLayerPrior(probae.Prior):
 
     def distribution(self, encoder=None):
         a = tf.convert_to_tensor(self.a)
-        return tfd.JointDistributionNamed({
-            "z2": tfd.MultivariateNormalDiag(tf.zeros(D2), tf.ones(D2)),
-            "z1": lambda z2: tfd.MultivariateNormalDiag(_matvec(a, z2), tf.ones(D1)),
-        })
+        return tfd.JointDistributionNamed(
+            {
+                "z2": tfd.MultivariateNormalDiag(tf.zeros(D2), tf.ones(D2)),
+                "z1": lambda z2: tfd.MultivariateNormalDiag(_matvec(a, z2), tf.ones(D1)),
+            }
+        )
 
 
 @keras.saving.register_keras_serializable(package="probae_tests")
@@ -112,9 +116,12 @@ def _data(n, seed=0):
 def _model(objective="iwae"):
     keras.utils.set_random_seed(0)
     return probae.ProbabilisticAutoencoder(
-        TwoLayerEncoder(), LinearGaussianDecoder(event_shape=(D,)), prior=TwoLayerPrior(),
+        TwoLayerEncoder(),
+        LinearGaussianDecoder(event_shape=(D,)),
+        prior=TwoLayerPrior(),
         objective=probae.IWAE(num_samples=8) if objective == "iwae" else probae.ELBO(),
-        input_shape=(D,), seed=0,
+        input_shape=(D,),
+        seed=0,
     )
 
 
@@ -148,7 +155,11 @@ def test_bounds_against_the_exact_marginal(trained):
     terms = model.log_likelihood(x, num_samples=5000, seed=1, return_terms=True)
     n = len(x)
     # ELBO <= IWAE_50 <= log p(x) on average, beyond Monte Carlo noise.
-    assert elbo.mean() < iwae_50.mean() < exact.mean() + 0.02, (elbo.mean(), iwae_50.mean(), exact.mean())
+    assert elbo.mean() < iwae_50.mean() < exact.mean() + 0.02, (
+        elbo.mean(),
+        iwae_50.mean(),
+        exact.mean(),
+    )
     # The k = 5000 estimate agrees with the exact log p(x) within 4 standard errors.
     mc_se = math.sqrt(float(np.sum(terms["mc_stderr"] ** 2))) / n
     gap = abs(terms["log_likelihood"].mean() - exact.mean())

@@ -37,8 +37,12 @@ def _arrays(dtypes=(np.float32, np.float64, np.int32)):
 
 
 def _valid(x):
-    return x.ndim == 2 and x.shape[0] > 0 and x.shape[1] == WIDTH and np.all(np.isfinite(x)) and (
-        np.all(np.abs(x) < 3e38)
+    return (
+        x.ndim == 2
+        and x.shape[0] > 0
+        and x.shape[1] == WIDTH
+        and np.all(np.isfinite(x))
+        and (np.all(np.abs(x) < 3e38))
     )
 
 

@@ -93,7 +93,9 @@ def test_integer_labels_for_a_one_hot_condition():
     cvae = probae.ConditionalVAE((6,), 2, condition_shape=(3,), hidden_units=(4,))
     np.testing.assert_array_equal(inputs.check_condition(cvae, labels, 30), np.eye(3)[labels])
     np.testing.assert_array_equal(inputs.check_condition(cvae, 2, 4), np.tile([0, 0, 1], (4, 1)))
-    one_hot = cvae.evaluate(x, np.eye(3, dtype=np.float32)[labels], batch_size=30, verbose=0, return_dict=True)
+    one_hot = cvae.evaluate(
+        x, np.eye(3, dtype=np.float32)[labels], batch_size=30, verbose=0, return_dict=True
+    )
     by_label = cvae.evaluate(x, labels, batch_size=30, verbose=0, return_dict=True)
     assert one_hot["kl"] == pytest.approx(by_label["kl"], rel=1e-6)
     cvae.fit(tf.data.Dataset.from_tensor_slices((x, labels)).batch(10), epochs=1, verbose=0)
@@ -106,10 +108,26 @@ def test_streamed_datasets_are_checked_in_fit():
     x = (np.random.default_rng(0).random((40, 6)) > 0.5).astype(np.float32)
     model = probae.VAE((6,), 2, hidden_units=(4,))
     cases = [
-        (tf.data.Dataset.from_tensor_slices(x * 255).batch(8), ValueError, r"x must lie in \[0, 1\]"),
-        (tf.data.Dataset.from_tensor_slices(np.where(x > 0.5, np.nan, x)).batch(8), ValueError, "x must contain only finite"),
-        (tf.data.Dataset.from_tensor_slices(x[:, :5]).batch(8), ValueError, r"x \(from the tf.data.Dataset\) must have shape \(batch, 6\)"),
-        (tf.data.Dataset.from_tensor_slices((x, np.arange(40))).batch(8), ValueError, r"y \(from the tf.data.Dataset\)"),
+        (
+            tf.data.Dataset.from_tensor_slices(x * 255).batch(8),
+            ValueError,
+            r"x must lie in \[0, 1\]",
+        ),
+        (
+            tf.data.Dataset.from_tensor_slices(np.where(x > 0.5, np.nan, x)).batch(8),
+            ValueError,
+            "x must contain only finite",
+        ),
+        (
+            tf.data.Dataset.from_tensor_slices(x[:, :5]).batch(8),
+            ValueError,
+            r"x \(from the tf.data.Dataset\) must have shape \(batch, 6\)",
+        ),
+        (
+            tf.data.Dataset.from_tensor_slices((x, np.arange(40))).batch(8),
+            ValueError,
+            r"y \(from the tf.data.Dataset\)",
+        ),
         (tf.data.Dataset.from_tensor_slices({"a": x}).batch(8), TypeError, "not dicts"),
         (tf.data.Dataset.from_tensor_slices(x.astype(str)).batch(8), TypeError, "must be numeric"),
     ]

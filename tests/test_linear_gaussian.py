@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from linear_gaussian_model import make
 
 from probae import estimators
-
-from linear_gaussian_model import make
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def test_masked_log_prob_is_zero_at_missing_entries_with_finite_gradients():
         dist = tfd.Independent(Masked(tfd.Normal(loc, 2.0)), 1)
         lp = dist.log_prob(x)
     per = dist.distribution.log_prob(x).numpy()
-    normal = lambda v, m: -0.5 * ((v - m) / 2.0) ** 2 - math.log(2.0 * math.sqrt(2 * math.pi))  # noqa: E731
+    normal = lambda v, m: -0.5 * ((v - m) / 2.0) ** 2 - math.log(2.0 * math.sqrt(2 * math.pi))
     np.testing.assert_allclose(per, [[normal(1.0, 0.5), 0.0, normal(0.0, 2.0)]], rtol=1e-6)
     np.testing.assert_allclose(lp.numpy(), per.sum(-1), rtol=1e-6)
     grad = tape.gradient(lp, loc).numpy()
@@ -51,13 +51,17 @@ def linear_gaussian_with_missing(latent=2, dim=5, noise=0.5, inflation=1.5, seed
     with warnings.catch_warnings():  # an identity network gets a head, with a warning
         warnings.simplefilter("ignore")
         encoder = MaskedGaussianEncoder(latent, network=keras.layers.Identity(), min_scale=1e-4)
-        decoder = MaskedGaussianDecoder(event_shape=(dim,), network=keras.layers.Identity(), scale=noise)
+        decoder = MaskedGaussianDecoder(
+            event_shape=(dim,), network=keras.layers.Identity(), scale=noise
+        )
         model = probae.ProbabilisticAutoencoder(encoder, decoder, input_shape=(dim,))
     raw = np.log(np.expm1(np.sqrt(np.diag(S)) * inflation - 1e-4))
     kernel = np.zeros((2 * dim, 2 * latent))
     kernel[:dim, :latent] = A.T  # x (0 where missing)
     kernel[dim:, :latent] = -(A * b).T  # the mask: subtracts A_j b_j for observed j only
-    encoder.head.set_weights([kernel.astype(np.float32), np.r_[np.zeros(latent), raw].astype(np.float32)])
+    encoder.head.set_weights(
+        [kernel.astype(np.float32), np.r_[np.zeros(latent), raw].astype(np.float32)]
+    )
     decoder.head.set_weights([W.T.astype(np.float32), b.astype(np.float32)])
     cov = W @ W.T + noise**2 * np.eye(dim)
 
@@ -67,11 +71,20 @@ def linear_gaussian_with_missing(latent=2, dim=5, noise=0.5, inflation=1.5, seed
             o = ~np.isnan(row)
             d = row[o] - b[o]
             c = cov[np.ix_(o, o)]
-            out.append(-0.5 * (d @ np.linalg.solve(c, d) + np.linalg.slogdet(c)[1] + o.sum() * math.log(2 * math.pi)))
+            out.append(
+                -0.5
+                * (
+                    d @ np.linalg.solve(c, d)
+                    + np.linalg.slogdet(c)[1]
+                    + o.sum() * math.log(2 * math.pi)
+                )
+            )
         return np.array(out)
 
     r = np.random.default_rng(seed + 1)
-    x = (r.normal(size=(60, latent)) @ W.T + b + noise * r.normal(size=(60, dim))).astype(np.float32)
+    x = (r.normal(size=(60, latent)) @ W.T + b + noise * r.normal(size=(60, dim))).astype(
+        np.float32
+    )
     return model, exact, x
 
 
@@ -88,7 +101,12 @@ def test_importance_sampling_with_missing_entries_matches_exact_log_p_x_obs():
     truth = exact(x)
     # Delta-method standard error of log(mean w) per row, from 2000 separate weights.
     log_w, _, _ = estimators.log_weights(
-        tf.constant(x), model.encoder(x), model.decoder, model.prior.distribution(), 2000, tf.constant([4, 2])
+        tf.constant(x),
+        model.encoder(x),
+        model.decoder,
+        model.prior.distribution(),
+        2000,
+        tf.constant([4, 2]),
     )
     w = np.exp(log_w.numpy() - log_w.numpy().max(0))
     rel_var = w.var(0) / w.mean(0) ** 2
@@ -120,7 +138,9 @@ def test_masked_parts_save_load_and_refuse_what_they_cannot_marginalise(tmp_path
     assert np.all(np.isfinite(scores))
     model.save(str(tmp_path / "m.keras"))
     loaded = probae.load_model(str(tmp_path / "m.keras"))
-    np.testing.assert_allclose(probae.anomaly_scores(loaded, x, seed=1, num_samples=20), scores, rtol=1e-5)
+    np.testing.assert_allclose(
+        probae.anomaly_scores(loaded, x, seed=1, num_samples=20), scores, rtol=1e-5
+    )
     assert marginalize_missing(model).encoder.get_config() == model.encoder.get_config()
     with pytest.raises(ValueError, match="finite"):  # a plain model refuses NaN
         probae.anomaly_scores(plain, x)
@@ -163,7 +183,9 @@ def test_rows_missing_different_numbers_of_entries_are_comparable(detector_with_
     raw, calibrated = {}, {}
     for k in (0, 2, 4):
         x = drop_entries(normal, k, 10 + k)
-        raw[k] = -probae.anomaly_scores(det.model_, det.preprocessor_.transform(x), seed=0, num_samples=50)
+        raw[k] = -probae.anomaly_scores(
+            det.model_, det.preprocessor_.transform(x), seed=0, num_samples=50
+        )
         calibrated[k] = det.score_samples(x)
     np.testing.assert_allclose(raw[0], calibrated[0], rtol=1e-6)  # nothing missing: no change
     assert np.mean(raw[4] - raw[0]) > 2.0 and np.mean(raw[2] - raw[0]) > 1.0
@@ -176,7 +198,9 @@ def test_rows_missing_different_numbers_of_entries_are_comparable(detector_with_
     assert 0.35 < roc_auc_score(y, np.r_[-calibrated[0], -calibrated[4]]) < 0.65
     # anomalies missing 4 entries against complete normal rows
     a4 = drop_entries(anomalies, 4, 7)
-    raw_a = -probae.anomaly_scores(det.model_, det.preprocessor_.transform(a4), seed=0, num_samples=50)
+    raw_a = -probae.anomaly_scores(
+        det.model_, det.preprocessor_.transform(a4), seed=0, num_samples=50
+    )
     auc_raw = roc_auc_score(y, np.r_[-raw[0], -raw_a])
     auc_calibrated = roc_auc_score(y, np.r_[-calibrated[0], -det.score_samples(a4)])
     assert auc_calibrated > auc_raw + 0.3

@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import assert_same_after_reload, fit, seeded
 
 import probae
-from helpers import assert_same_after_reload, fit, seeded
 
 
 # ------------------------------------------------------------------- fit inputs
@@ -39,7 +39,9 @@ def mixed_runs(binarized):
 MIXED_RTOL = 0.03
 
 
-@pytest.mark.parametrize("policy, low", [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")])
+@pytest.mark.parametrize(
+    "policy, low", [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")]
+)
 def test_mixed_precision_elbo_matches_float32(mixed_runs, binarized, policy, low):
     model, elbo = mixed_runs[policy]
     _, elbo32 = mixed_runs["float32"]
@@ -67,8 +69,12 @@ def test_mixed_float16_conv_learned_scale_and_mixture_prior():
         rng = np.random.default_rng(0)
         x = rng.random((64, 10, 10, 1)).astype("float32")  # 10 is cropped from 12
         model = probae.VAE(
-            (10, 10, 1), 3, likelihood="gaussian", prior=probae.MixtureOfGaussiansPrior(2),
-            filters=(4, 8), hidden_units=(16,),
+            (10, 10, 1),
+            3,
+            likelihood="gaussian",
+            prior=probae.MixtureOfGaussiansPrior(2),
+            filters=(4, 8),
+            hidden_units=(16,),
         )
         hist = model.fit(x, batch_size=32, epochs=2, verbose=0)
         assert np.all(np.isfinite(hist.history["loss"]))
@@ -181,14 +187,24 @@ def test_gated_networks_compute_glu_and_survive_saving(shape, architecture, tmp_
     rng = np.random.default_rng(0)
     x = (rng.random((16,) + shape) < 0.3).astype("float32")
     model = seeded(
-        lambda: probae.VAE(shape, 3, architecture=architecture, hidden_units=(10, 6), filters=(4,),
-                           activation="glu")
+        lambda: probae.VAE(
+            shape,
+            3,
+            architecture=architecture,
+            hidden_units=(10, 6),
+            filters=(4,),
+            activation="glu",
+        )
     )
     model(x[:2])
-    dense = [layer for layer in model.encoder.network.layers if isinstance(layer, keras.layers.Dense)]
+    dense = [
+        layer for layer in model.encoder.network.layers if isinstance(layer, keras.layers.Dense)
+    ]
     widths = [10, 6] if architecture == "mlp" else [10]  # the CNN encoder keeps one dense layer
     assert [d.units for d in dense] == [2 * w for w in widths]  # two halves (value, gate)
-    assert sum(isinstance(layer, probae.networks.GLU) for layer in model.decoder.network.layers) >= 2
+    assert (
+        sum(isinstance(layer, probae.networks.GLU) for layer in model.decoder.network.layers) >= 2
+    )
     if architecture == "mlp":  # the first gated layer against numpy
         inputs = np.asarray(x)
         kernel, bias = (np.asarray(w) for w in (dense[0].kernel, dense[0].bias))
@@ -249,7 +265,9 @@ def test_sample_weight_weights_each_example():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     unweighted = _ae()
     unweighted.fit(x, epochs=1, batch_size=64, shuffle=False, verbose=0)
-    assert not all(np.allclose(a, b) for a, b in zip(unweighted.get_weights(), weighted.get_weights()))
+    assert not all(
+        np.allclose(a, b) for a, b in zip(unweighted.get_weights(), weighted.get_weights())
+    )
     # evaluate weights its metrics the same way.
     logs = weighted.evaluate(x, sample_weight=weights, batch_size=64, verbose=0, return_dict=True)
     per_example = -weighted.compute_terms(tf.constant(x))["objective"].numpy()
@@ -292,8 +310,12 @@ def test_encode_memory_is_bounded_by_the_batch():
     import sys
 
     def extra_mb(batch_size):
-        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(batch_size)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_SCRIPT, str(batch_size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return float(out.stdout.strip().splitlines()[-1])
 
     batched = extra_mb(256)
@@ -305,16 +327,27 @@ def test_every_data_method_takes_batches_datasets_and_shows_progress(capsys):
     model = probae.VAE((6,), 2, hidden_units=(4,))
     ds = tf.data.Dataset.from_tensor_slices(x).batch(8)
     q = model.encode(x, batch_size=7, verbose=0)
-    np.testing.assert_allclose(q.mean(), model.encode(x, batch_size=40, verbose=0).mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        q.mean(), model.encode(x, batch_size=40, verbose=0).mean(), rtol=1e-6
+    )
     np.testing.assert_allclose(model.encode(ds, verbose=0).stddev(), q.stddev(), rtol=1e-6)
     # A point mass too (its scalar tolerances are kept, its codes joined).
     autoencoder = probae.Autoencoder((6,), 2, hidden_units=(4,))
     codes = autoencoder.encode(x, batch_size=7, verbose=0)
-    np.testing.assert_allclose(codes.loc, autoencoder.encode(x, batch_size=40, verbose=0).loc, rtol=1e-6)
-    np.testing.assert_allclose(model.reconstruct(ds, verbose=0), model.reconstruct(x, batch_size=8, verbose=0), rtol=1e-6)
-    np.testing.assert_array_equal(model.elbo(ds, seed=1, verbose=0), model.elbo(x, batch_size=8, seed=1, verbose=0))
-    np.testing.assert_allclose(probae.anomaly_scores(model, ds, seed=0, verbose=0),
-                               probae.anomaly_scores(model, x, seed=0, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        codes.loc, autoencoder.encode(x, batch_size=40, verbose=0).loc, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        model.reconstruct(ds, verbose=0), model.reconstruct(x, batch_size=8, verbose=0), rtol=1e-6
+    )
+    np.testing.assert_array_equal(
+        model.elbo(ds, seed=1, verbose=0), model.elbo(x, batch_size=8, seed=1, verbose=0)
+    )
+    np.testing.assert_allclose(
+        probae.anomaly_scores(model, ds, seed=0, verbose=0),
+        probae.anomaly_scores(model, x, seed=0, verbose=0),
+        rtol=1e-6,
+    )
     capsys.readouterr()
     model.log_likelihood(x, num_samples=10)  # verbose="auto": Keras' progress bar
     assert "40/40" in capsys.readouterr().out
@@ -327,9 +360,15 @@ def test_every_data_method_takes_batches_datasets_and_shows_progress(capsys):
 def test_predict_validates_like_every_other_entry_point():
     x = (np.random.default_rng(0).random((12, 6)) > 0.5).astype("float32")
     model = probae.VAE((6,), 2, hidden_units=(4,))
-    np.testing.assert_allclose(model.predict(x, verbose=0), model.reconstruct(x, verbose=0), rtol=1e-5)
-    for bad, match in [(x * 255, r"\[0, 1\] for a Bernoulli"), (x[:0], "at least one example"),
-                       (x[:, :5], r"shape \(batch, 6\)"), (np.where(x > 0.5, np.nan, x), "finite")]:
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), model.reconstruct(x, verbose=0), rtol=1e-5
+    )
+    for bad, match in [
+        (x * 255, r"\[0, 1\] for a Bernoulli"),
+        (x[:0], "at least one example"),
+        (x[:, :5], r"shape \(batch, 6\)"),
+        (np.where(x > 0.5, np.nan, x), "finite"),
+    ]:
         with pytest.raises(ValueError, match=match):
             model.predict(bad, verbose=0)
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
@@ -346,7 +385,9 @@ def test_the_encoder_inside_a_keras_functional_model_fine_tunes():
     code = vae.feature_extractor()(inputs)
     classifier = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(code))
     np.testing.assert_allclose(
-        classifier.layers[1](x), probae.posteriors.point_estimate(vae.encode(x, verbose=0)), rtol=1e-6
+        classifier.layers[1](x),
+        probae.posteriors.point_estimate(vae.encode(x, verbose=0)),
+        rtol=1e-6,
     )
     before = [w.copy() for w in vae.encoder.get_weights()]
     classifier.compile("adam", "binary_crossentropy")
@@ -355,7 +396,9 @@ def test_the_encoder_inside_a_keras_functional_model_fine_tunes():
     sampled = keras.Sequential([keras.Input((12,)), vae.feature_extractor(output="sample", seed=1)])
     draws = np.stack([sampled(x[:1]).numpy()[0] for _ in range(200)])
     q = vae.encode(x[:1], verbose=0)
-    np.testing.assert_allclose(draws.mean(0), q.mean()[0], atol=4 * float(np.max(q.stddev())) / np.sqrt(200))
+    np.testing.assert_allclose(
+        draws.mean(0), q.mean()[0], atol=4 * float(np.max(q.stddev())) / np.sqrt(200)
+    )
 
 
 _SERVE_SCRIPT = """
@@ -380,15 +423,28 @@ def test_export_serves_tensors_without_probae(tmp_path):
     path = str(tmp_path / "exported")
     vae.export(path, verbose=False)
     np.save(tmp_path / "x.npy", x)
-    out = subprocess.run([sys.executable, "-c", _SERVE_SCRIPT, path, str(tmp_path / "x.npy")],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _SERVE_SCRIPT, path, str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     served = json.loads(out.stdout.strip().splitlines()[-1])
     assert served["probae_imported"] is False
-    np.testing.assert_allclose(served["encode"], vae.encode(x, verbose=0).mean(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(served["reconstruct"], vae.reconstruct(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        served["encode"], vae.encode(x, verbose=0).mean(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        served["reconstruct"], vae.reconstruct(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     # The ELBO from one draw with the fixed seed [0, 0]: the library's estimator, exactly.
     expected = probae.estimators.importance_sampling(
-        tf.constant(x), vae.posterior(x), vae.decoder_fn(), vae.prior_distribution(), 1, 1,
+        tf.constant(x),
+        vae.posterior(x),
+        vae.decoder_fn(),
+        vae.prior_distribution(),
+        1,
+        1,
         tf.constant([0, 0]),
     )["elbo"]
     np.testing.assert_allclose(served["elbo"], expected, rtol=1e-5)

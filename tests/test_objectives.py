@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from helpers import assert_same_after_reload, fit, seeded
 
 import probae
-from helpers import assert_same_after_reload, fit, seeded
 from probae import estimators, objectives
 
 tfd = tfp.distributions
@@ -167,35 +167,50 @@ def test_renyi_bound_is_below_log_p_x_and_exact_with_the_exact_posterior():
 
     model, exact, x, q, prior = _lg_parts(n=200)
     # E[VR_alpha,k] <= log p(x): the mean over 40 seeds, within 4 standard errors.
-    draws = np.stack([
-        objectives.renyi_bound(x, q, model.decoder, prior, 0.5, 5, tf.constant([s, 0]))["renyi"].numpy()
-        for s in range(40)
-    ]).mean(0)
+    draws = np.stack(
+        [
+            objectives.renyi_bound(x, q, model.decoder, prior, 0.5, 5, tf.constant([s, 0]))[
+                "renyi"
+            ].numpy()
+            for s in range(40)
+        ]
+    ).mean(0)
     gap = draws - exact(x.numpy())
     assert gap.mean() < 4 * gap.std() / np.sqrt(len(gap))
     assert gap.mean() < -1e-3  # strictly below: the encoder is not the posterior
     # One latent unit: the diagonal encoder is the exact posterior and every bound is log p(x).
     one, exact_one = make(latent_dim=1, data_dim=3, scale_inflation=1.0)
     x1 = one.sample_data(20)
-    vr = objectives.RenyiBound(0.5, num_samples=4)(x1, one.encoder(x1), one.decoder, one.prior_distribution())
+    vr = objectives.RenyiBound(0.5, num_samples=4)(
+        x1, one.encoder(x1), one.decoder, one.prior_distribution()
+    )
     np.testing.assert_allclose(vr["renyi"], exact_one(x1), atol=2e-3)
 
 
 def test_objects_serialise_and_drive_the_model():
-    for objective in (objectives.ELBO(beta=2.0, free_bits=0.1, num_samples=2), objectives.IWAE(7, "dreg"),
-                      objectives.RenyiBound(0.3, 4)):
-        restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(objective))
+    for objective in (
+        objectives.ELBO(beta=2.0, free_bits=0.1, num_samples=2),
+        objectives.IWAE(7, "dreg"),
+        objectives.RenyiBound(0.3, 4),
+    ):
+        restored = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(objective)
+        )
         assert restored == objective and restored.get_config() == objective.get_config()
     x = (_rng(11).random((64, 8)) > 0.5).astype(np.float32)
     model = probae.VAE((8,), 2, hidden_units=(8,), objective=probae.RenyiBound(0.5, 3))
     history = model.fit(x, epochs=2, batch_size=32, verbose=0)
     assert set(history.history) == {"loss", "renyi", "elbo", "reconstruction", "kl"}
-    np.testing.assert_allclose(history.history["loss"], [-v for v in history.history["renyi"]], rtol=1e-5)
+    np.testing.assert_allclose(
+        history.history["loss"], [-v for v in history.history["renyi"]], rtol=1e-5
+    )
 
 
 def test_strings_are_shorthand_and_options_are_checked():
     assert objectives.get("elbo", beta=3.0) == objectives.ELBO(beta=3.0)
-    assert objectives.get("iwae", num_samples=4, gradient_estimator="dreg") == objectives.IWAE(4, "dreg")
+    assert objectives.get("iwae", num_samples=4, gradient_estimator="dreg") == objectives.IWAE(
+        4, "dreg"
+    )
     assert objectives.get("renyi") == objectives.RenyiBound()
     with pytest.raises(ValueError, match="beta must be given to the objective"):
         objectives.get(objectives.IWAE(), beta=2.0)
@@ -247,7 +262,9 @@ def test_free_bits_objective_closed_form_and_gradient():
     with tf.GradientTape() as tape:
         posterior = tfd.MultivariateNormalDiag(loc, scale)
         prior = tfd.MultivariateNormalDiag(tf.zeros(3))
-        terms = objectives.elbo(x, posterior, lambda z: likelihood, prior, beta=beta, free_bits=floor)
+        terms = objectives.elbo(
+            x, posterior, lambda z: likelihood, prior, beta=beta, free_bits=floor
+        )
         objective = tf.reduce_mean(terms["objective"])
     kl_dims = 0.5 * (scale.numpy() ** 2 + loc.numpy() ** 2 - 1 - 2 * np.log(scale.numpy()))
     mean_dims = kl_dims.mean(0)
@@ -265,12 +282,14 @@ def test_free_bits_rejects_non_factorised_kl():
     posterior = tfd.MultivariateNormalDiag(tf.zeros([2, 3]), tf.ones([2, 3]))
     mixture = probae.MixtureOfGaussiansPrior(2)
     mixture.build((None, 3))
-    decode = lambda z: tfd.Independent(tfd.Normal(tf.zeros([2, 4]), 1.0), 1)  # noqa: E731
+    decode = lambda z: tfd.Independent(tfd.Normal(tf.zeros([2, 4]), 1.0), 1)
     with pytest.raises(ValueError, match="diagonal Gaussian"):
         objectives.elbo(tf.zeros([2, 4]), posterior, decode, mixture.distribution(), free_bits=0.1)
     point = tfd.VectorDeterministic(tf.zeros([2, 3]))
     with pytest.raises(ValueError, match="diagonal Gaussian"):
-        objectives.elbo(tf.zeros([2, 4]), point, decode, tfd.MultivariateNormalDiag(tf.zeros(3)), free_bits=0.1)
+        objectives.elbo(
+            tf.zeros([2, 4]), point, decode, tfd.MultivariateNormalDiag(tf.zeros(3)), free_bits=0.1
+        )
 
 
 def _encoder_gradient(model, x, estimator, k, seed):
@@ -295,7 +314,9 @@ def test_dreg_gradient_is_unbiased_for_the_iwae_gradient():
     model = probae.VAE((5,), 2, likelihood="gaussian", hidden_units=(6,), activation="tanh")
     x0 = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
     x = tf.constant(np.tile(x0, (repeats, 1)))  # each row: an independent estimate
-    estimate = tf.function(lambda seed, est: _encoder_gradient(model, x, est, k, seed), reduce_retracing=True)
+    estimate = tf.function(
+        lambda seed, est: _encoder_gradient(model, x, est, k, seed), reduce_retracing=True
+    )
     estimators = {"iwae": ("iwae", False), "dreg": ("dreg", True), "path only": ("dreg", False)}
     means = {}
     for name, est in estimators.items():
@@ -315,7 +336,11 @@ def test_dreg_gradient_is_unbiased_for_the_iwae_gradient():
 
 def test_dreg_trains(binarized, tmp_path):
     x, xt = binarized[0][:3000], binarized[1][:500]
-    model = seeded(lambda: probae.VAE((784,), 16, objective=probae.IWAE(num_samples=4, gradient_estimator="dreg")))
+    model = seeded(
+        lambda: probae.VAE(
+            (784,), 16, objective=probae.IWAE(num_samples=4, gradient_estimator="dreg")
+        )
+    )
     before = model.log_likelihood(xt, num_samples=4, seed=0).mean()
     _, history = fit(model, x, epochs=3)
     after = model.log_likelihood(xt, num_samples=4, seed=0).mean()

@@ -228,9 +228,13 @@ def test_history_plots_what_was_logged(tmp_path):
     """Every logged series has a panel: the objective's terms, a penalty, beta and the
     learning rate; validation curves join their training curves."""
     logs = {
-        "loss": [9.0, 7.0, 6.0], "reconstruction": [-8.0, -6.5, -5.5], "sparsity": [1.0, 0.5, 0.2],
-        "beta": [0.0, 0.5, 1.0], "learning_rate": [1e-3, 1e-3, 1e-4],
-        "val_loss": [9.5, 7.5, 6.8], "val_sparsity": [1.1, 0.6, 0.3],
+        "loss": [9.0, 7.0, 6.0],
+        "reconstruction": [-8.0, -6.5, -5.5],
+        "sparsity": [1.0, 0.5, 0.2],
+        "beta": [0.0, 0.5, 1.0],
+        "learning_rate": [1e-3, 1e-3, 1e-4],
+        "val_loss": [9.5, 7.5, 6.8],
+        "val_sparsity": [1.1, 0.6, 0.3],
     }
     path = _png(tmp_path, "history_logged.png")
     fig = plotting.plot_history(logs, path=path)
@@ -294,8 +298,11 @@ def test_anomaly_map(trained, tmp_path):
         (lambda m, x: plotting.plot_traversals(m, x[0], dims=[5]), ValueError, "dims"),
         (lambda m, x: plotting.plot_history({"kl": [1.0]}), TypeError, "history"),
         (lambda m, x: plotting.plot_anomaly_scores([], [1.0]), ValueError, "scores_normal"),
-        (lambda m, x: plotting.plot_anomaly_map(x[:2], np.zeros((2, 4, 4))), ValueError,
-         "pixel_scores"),
+        (
+            lambda m, x: plotting.plot_anomaly_map(x[:2], np.zeros((2, 4, 4))),
+            ValueError,
+            "pixel_scores",
+        ),
         (lambda m, x: plotting.plot_latent_scatter(m, x[:5], [0, 1]), ValueError, "labels"),
         (lambda m, x: plotting.plot_images(x, image_shape=(3, 3)), ValueError, "image_shape"),
     ],
@@ -313,8 +320,9 @@ def test_manifold_needs_2d_code(tmp_path):
 
 
 def test_manifold_with_a_mixture_prior_uses_its_quantiles(tmp_path):
-    model = probae.VAE((8, 8, 1), 2, architecture="mlp", hidden_units=(8,),
-                       prior=probae.MixtureOfGaussiansPrior(3))
+    model = probae.VAE(
+        (8, 8, 1), 2, architecture="mlp", hidden_units=(8,), prior=probae.MixtureOfGaussiansPrior(3)
+    )
     path = _png(tmp_path, "manifold_mixture.png")
     fig = plotting.plot_manifold(model, n=5, path=path)
     assert fig.get_axes()[0].images[0].get_array().shape == (40, 40)
@@ -328,8 +336,9 @@ def conditional():
     """A conditional VAE of the 8 x 8 digits given their one-hot label."""
     keras.utils.set_random_seed(0)
     (x, y), (xt, yt) = probae.datasets.load_digits()
-    model = probae.ConditionalVAE((8, 8, 1), 2, condition_shape=(10,), architecture="mlp",
-                                  hidden_units=(32,))
+    model = probae.ConditionalVAE(
+        (8, 8, 1), 2, condition_shape=(10,), architecture="mlp", hidden_units=(32,)
+    )
     model.compile(keras.optimizers.Adam(3e-3))
     model.fit(x, np.eye(10, dtype="float32")[y], epochs=3, batch_size=64, verbose=0)
     return model, xt, yt
@@ -370,7 +379,8 @@ def test_plots_of_a_conditional_model_take_its_condition(conditional, tmp_path):
     fig = plotting.plot_latent_scatter(model, xt, yt, condition=onehot, max_points=100)
     np.testing.assert_allclose(
         fig.get_axes()[0].collections[0].get_offsets(),
-        model.encode(xt[:100], condition=onehot[:100]).mean().numpy(), atol=1e-5,
+        model.encode(xt[:100], condition=onehot[:100]).mean().numpy(),
+        atol=1e-5,
     )
     with pytest.raises(ValueError, match="condition"):
         plotting.plot_samples(model, n=4)

@@ -15,7 +15,8 @@ tfb = tfp.bijectors
 def _gaussian(n=3, d=2, seed=0):
     rng = np.random.default_rng(seed)
     return tfd.MultivariateNormalDiag(
-        rng.normal(size=(n, d)).astype(np.float32), rng.uniform(0.5, 2, size=(n, d)).astype(np.float32)
+        rng.normal(size=(n, d)).astype(np.float32),
+        rng.uniform(0.5, 2, size=(n, d)).astype(np.float32),
     )
 
 
@@ -42,7 +43,9 @@ def test_shared_noise_is_shared_and_distributed_right():
     np.testing.assert_allclose(eps[:, 0], eps[:, 1], atol=1e-4)  # the same noise per example
     np.testing.assert_allclose(eps[:, 2], eps[:, 0], atol=1e-4)
     se = 1 / np.sqrt(20000)
-    assert np.all(np.abs(np.mean(eps[:, 0], 0)) < 4 * se) and np.all(np.abs(np.std(eps[:, 0], 0) - 1) < 4 * se * 0.75)
+    assert np.all(np.abs(np.mean(eps[:, 0], 0)) < 4 * se) and np.all(
+        np.abs(np.std(eps[:, 0], 0) - 1) < 4 * se * 0.75
+    )
     # Through a flow, the same noise pushed through the bijector.
     zf = posteriors.sample(_flow(q), 5, tf.constant([1, 2]), shared_noise=True)
     np.testing.assert_allclose(zf, 2.0 * z[:5] + 1.0, rtol=1e-5, atol=1e-5)
@@ -56,7 +59,9 @@ def test_stop_parameter_gradients_and_its_refusal():
     q = tfd.MultivariateNormalDiag(loc, tf.ones((2, 3)))
     z = tf.ones((2, 3))
     with tf.GradientTape(persistent=True) as tape:
-        stopped = posteriors.stop_parameter_gradients(tfd.MultivariateNormalDiag(loc * 1.0, tf.ones((2, 3))))
+        stopped = posteriors.stop_parameter_gradients(
+            tfd.MultivariateNormalDiag(loc * 1.0, tf.ones((2, 3)))
+        )
         lp_stopped = tf.reduce_sum(stopped.log_prob(z))
         lp = tf.reduce_sum(q.log_prob(z))
     np.testing.assert_allclose(lp_stopped, lp)
@@ -82,19 +87,25 @@ def test_dreg_refuses_a_posterior_it_cannot_stop():
 
     x = (np.random.default_rng(0).random((8, 6)) > 0.5).astype(np.float32)
     model = probae.ProbabilisticAutoencoder(
-        FlowEncoder(2, hidden_units=(4,)), probae.BernoulliDecoder(hidden_units=(4,)),
-        objective=probae.IWAE(3, gradient_estimator="dreg"), input_shape=(6,),
+        FlowEncoder(2, hidden_units=(4,)),
+        probae.BernoulliDecoder(hidden_units=(4,)),
+        objective=probae.IWAE(3, gradient_estimator="dreg"),
+        input_shape=(6,),
     )
     with pytest.raises(ValueError, match="doubly reparameterised"):
         model.fit(x, epochs=1, verbose=0)
     # The IWAE estimator itself trains it, and the point estimate is the flow's.
     model = probae.ProbabilisticAutoencoder(
-        FlowEncoder(2, hidden_units=(4,)), probae.BernoulliDecoder(hidden_units=(4,)),
-        objective=probae.IWAE(3), input_shape=(6,),
+        FlowEncoder(2, hidden_units=(4,)),
+        probae.BernoulliDecoder(hidden_units=(4,)),
+        objective=probae.IWAE(3),
+        input_shape=(6,),
     )
     model.fit(x, epochs=1, verbose=0)
     q = model.encode(x)
-    np.testing.assert_allclose(model.reconstruct(x), model.decode(posteriors.point_estimate(q)).mean(), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.reconstruct(x), model.decode(posteriors.point_estimate(q)).mean(), rtol=1e-6
+    )
 
 
 def test_a_point_mass_encoder_has_no_prior_unless_given_one():
@@ -103,7 +114,11 @@ def test_a_point_mass_encoder_has_no_prior_unless_given_one():
     assert ae.prior is None and not ae.has_density
     history = ae.fit(x, epochs=1, verbose=0)
     assert set(history.history) == {"loss", "reconstruction"}
-    for call in (lambda: ae.elbo(x), lambda: ae.log_likelihood(x), lambda: probae.evaluate_likelihood(ae, x)):
+    for call in (
+        lambda: ae.elbo(x),
+        lambda: ae.log_likelihood(x),
+        lambda: probae.evaluate_likelihood(ae, x),
+    ):
         with pytest.raises(ValueError, match="point mass"):
             call()
     with pytest.raises(ValueError, match="needs a prior"):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from helpers import assert_same_after_reload, fit, seeded
 
 import probae
-from helpers import assert_same_after_reload, fit, seeded
 
 tfd = tfp.distributions
 
@@ -31,7 +31,11 @@ def _tiny(**kwargs):
         (lambda: probae.SparseAutoencoder((6,), 2, sparsity="0.1"), TypeError, "sparsity"),
         (lambda: probae.SparseAutoencoder((6,), 2, kl_weight=-1.0), ValueError, "kl_weight"),
         (lambda: probae.SparseAutoencoder((6,), 2, l1_weight=-1.0), ValueError, "l1_weight"),
-        (lambda: probae.SparseAutoencoder((6,), 2, code_activation="relu"), ValueError, "code_activation"),
+        (
+            lambda: probae.SparseAutoencoder((6,), 2, code_activation="relu"),
+            ValueError,
+            "code_activation",
+        ),
         (lambda: probae.DenoisingAutoencoder((6,), 2, corruption=1.0), ValueError, "corruption"),
         (lambda: probae.DenoisingAutoencoder((6,), 2, corruption=-0.1), ValueError, "corruption"),
         (lambda: probae.DenoisingAutoencoder((6,), 2, corruption="gauss"), TypeError, "corruption"),
@@ -75,7 +79,9 @@ RHO = 0.05
 def sparse_ae(mnist):
     x = mnist[0]
     model = seeded(
-        lambda: probae.SparseAutoencoder((784,), 64, sparsity=RHO, kl_weight=30.0, hidden_units=(256,))
+        lambda: probae.SparseAutoencoder(
+            (784,), 64, sparsity=RHO, kl_weight=30.0, hidden_units=(256,)
+        )
     )
     return fit(model, x, epochs=5)
 
@@ -128,7 +134,9 @@ def test_sparse_autoencoder_saves_exactly(sparse_ae, mnist, tmp_path):
 def denoising_pair(binarized):
     x = binarized[0]
     noise = probae.SaltAndPepperNoise(0.3)
-    dae = seeded(lambda: probae.DenoisingAutoencoder((784,), 32, corruption=noise, hidden_units=(256,)))
+    dae = seeded(
+        lambda: probae.DenoisingAutoencoder((784,), 32, corruption=noise, hidden_units=(256,))
+    )
     ae = seeded(lambda: probae.Autoencoder((784,), 32, hidden_units=(256,)))
     return noise, fit(dae, x, epochs=4)[0], fit(ae, x, epochs=4)[0]
 
@@ -163,13 +171,17 @@ def cvae(mnist):
 def test_conditional_samples_are_recognised(cvae, mnist):
     x, y, xt, yt = mnist
     keras.utils.set_random_seed(0)
-    classifier = keras.Sequential([keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+    classifier = keras.Sequential(
+        [keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)]
+    )
     classifier.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     classifier.fit(x, y, epochs=5, batch_size=100, verbose=0)
-    classify = lambda images: np.argmax(classifier.predict(images, verbose=0), -1)  # noqa: E731
+    classify = lambda images: np.argmax(classifier.predict(images, verbose=0), -1)
     assert np.mean(classify(xt) == yt) > 0.85
     labels = np.repeat(np.arange(10), 50)
-    samples = cvae.sample(len(labels), condition=np.eye(10, dtype="float32")[labels], mean=True, seed=0)
+    samples = cvae.sample(
+        len(labels), condition=np.eye(10, dtype="float32")[labels], mean=True, seed=0
+    )
     predicted = classify(samples)
     per_class = [float(np.mean(predicted[labels == k] == k)) for k in range(10)]
     print("per-class recognition of conditional samples:", np.round(per_class, 2))
@@ -202,7 +214,9 @@ def test_conditional_fit_forms_and_errors(tmp_path):
     model = probae.ConditionalVAE((6,), 2, (3,), hidden_units=(4,))
     model.fit((x, c), epochs=1, verbose=0)
     model.fit(x, c, epochs=1, verbose=0, validation_data=(x, c))
-    model.fit(tf.data.Dataset.from_tensor_slices((x, c)).batch(10), epochs=1, verbose=0, shuffle=False)
+    model.fit(
+        tf.data.Dataset.from_tensor_slices((x, c)).batch(10), epochs=1, verbose=0, shuffle=False
+    )
     with pytest.raises(ValueError, match="condition"):
         model.fit(x, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"condition must have shape \(batch, 3\)"):
@@ -234,12 +248,18 @@ def test_free_bits_keep_every_dimension_at_the_floor(binarized):
     per_dim = {}
     for free_bits in (None, floor):
         model = seeded(
-            lambda: probae.BetaVAE((784,), 16, beta=4.0, free_bits=free_bits, hidden_units=(256,))
+            lambda fb=free_bits: probae.BetaVAE(
+                (784,), 16, beta=4.0, free_bits=fb, hidden_units=(256,)
+            )
         )
         fit(model, x, epochs=2)
         q = model.encode(x[:1000])
         kl = probae.estimators.kl_per_dimension(q, model.prior.distribution(model.encoder)).numpy()
         per_dim[free_bits] = kl.mean(0)
-    print("smallest per-dimension KL without / with free bits:", per_dim[None].min(), per_dim[floor].min())
+    print(
+        "smallest per-dimension KL without / with free bits:",
+        per_dim[None].min(),
+        per_dim[floor].min(),
+    )
     assert per_dim[None].min() < 0.7 * floor
     assert per_dim[floor].min() > 0.85 * floor

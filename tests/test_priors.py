@@ -4,9 +4,9 @@ Carlo KL, and learned priors against the standard normal on binarized MNIST."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import assert_same_after_reload, fit, seeded
 
 import probae
-from helpers import assert_same_after_reload, fit, seeded
 
 
 def test_vamp_prior_is_the_mixture_of_posteriors_at_pseudo_inputs():
@@ -23,7 +23,9 @@ def test_vamp_prior_is_the_mixture_of_posteriors_at_pseudo_inputs():
     post = model.encode(x)
     zs = post.sample(4000, seed=2)
     mc = tf.reduce_mean(post.log_prob(zs) - prior.distribution(model.encoder).log_prob(zs), 0)
-    spread = tf.math.reduce_std(post.log_prob(zs) - prior.distribution(model.encoder).log_prob(zs), 0)
+    spread = tf.math.reduce_std(
+        post.log_prob(zs) - prior.distribution(model.encoder).log_prob(zs), 0
+    )
     assert np.all(np.abs(terms["kl"] - mc.numpy()) < 6 * spread.numpy() / np.sqrt(4000))
     prior.initialize_from(x, seed=0)
     assert all(any(np.array_equal(u, row) for row in x) for u in prior.pseudo_inputs.numpy())
@@ -31,7 +33,9 @@ def test_vamp_prior_is_the_mixture_of_posteriors_at_pseudo_inputs():
 
 def test_learned_priors_use_the_fast_mixture():
     vamp = probae.VAE((6,), 2, hidden_units=(4,), prior=probae.VampPrior(5))
-    assert isinstance(vamp.prior.distribution(vamp.encoder), probae.distributions.DiagonalGaussianMixture)
+    assert isinstance(
+        vamp.prior.distribution(vamp.encoder), probae.distributions.DiagonalGaussianMixture
+    )
     mog = probae.MixtureOfGaussiansPrior(3, latent_dim=2)
     mog.build((None, 2))
     assert isinstance(mog.distribution(), probae.distributions.DiagonalGaussianMixture)
@@ -47,7 +51,9 @@ def prior_models(binarized):
         "VampPrior": probae.VampPrior(50, pseudo_input_range=(0.0, 1.0)),
     }
     return {
-        name: fit(seeded(lambda: probae.VAE((784,), 16, prior=prior)), x, epochs=EPOCHS_PRIOR)[0]
+        name: fit(seeded(lambda p=prior: probae.VAE((784,), 16, prior=p)), x, epochs=EPOCHS_PRIOR)[
+            0
+        ]
         for name, prior in priors.items()
     }
 
@@ -96,8 +102,10 @@ def test_temperature_scales_the_prior_spread():
     mixture = probae.MixtureOfGaussiansPrior(num_components=2, latent_dim=1, min_scale=1e-3)
     mixture.build((None, 1))
     mixture.locs.assign([[-5.0], [5.0]])
-    mixture.raw_scales.assign(np.log(np.expm1([[1.0], [1.0]]) ) - 0.0)
-    draws = probae.priors.sample(mixture.distribution(), 40000, seed, temperature=0.25).numpy()[:, 0]
+    mixture.raw_scales.assign(np.log(np.expm1([[1.0], [1.0]])) - 0.0)
+    draws = probae.priors.sample(mixture.distribution(), 40000, seed, temperature=0.25).numpy()[
+        :, 0
+    ]
     # Component means stay; each component's spread is scaled by t.
     for centre in (-5.0, 5.0):
         part = draws[np.abs(draws - centre) < 2.5]

@@ -167,7 +167,15 @@ def _with_nan_weight(model, tmp_path):
                 weights.write_bytes(data)
                 with h5py.File(weights, "r+") as f:
                     names = []
-                    f.visit(lambda n: names.append(n) if isinstance(f[n], h5py.Dataset) and f[n].dtype.kind == "f" and f[n].size else None)
+                    f.visit(
+                        lambda n, names=names: (
+                            names.append(n)
+                            if isinstance(f[n], h5py.Dataset)
+                            and f[n].dtype.kind == "f"
+                            and f[n].size
+                            else None
+                        )
+                    )
                     f[names[0]][...] = np.nan
                 data = weights.read_bytes()
             zout.writestr(item, data)
@@ -300,17 +308,44 @@ DETECTOR_EDITS = [
     ("no params.json", "params.json", None, "no params.json"),
     ("params not JSON", "params.json", lambda d: b"{not json", "not valid JSON"),
     ("params nested deep", "params.json", lambda d: b"[" * 100_000 + b"]" * 100_000, "nested"),
-    ("unknown parameter", "params.json", _edit_state(lambda s: s["params"].update(colour="red")), "colour"),
-    ("class attribute", "params.json", _edit_state(lambda s: s["fitted"].update(__class__="x")), "__class__"),
-    ("mean_ of the wrong length", "params.json", _edit_state(lambda s: s["fitted"].update(mean_=[0.0] * 7)), "mean_"),
-    ("offset_ not a number", "params.json", _edit_state(lambda s: s["fitted"].update(offset_="low")), "offset_"),
-    ("model digest", "params.json", _edit_state(lambda s: s["sha256"].update({"model.keras": "0" * 64})), "SHA-256"),
+    (
+        "unknown parameter",
+        "params.json",
+        _edit_state(lambda s: s["params"].update(colour="red")),
+        "colour",
+    ),
+    (
+        "class attribute",
+        "params.json",
+        _edit_state(lambda s: s["fitted"].update(__class__="x")),
+        "__class__",
+    ),
+    (
+        "mean_ of the wrong length",
+        "params.json",
+        _edit_state(lambda s: s["fitted"].update(mean_=[0.0] * 7)),
+        "mean_",
+    ),
+    (
+        "offset_ not a number",
+        "params.json",
+        _edit_state(lambda s: s["fitted"].update(offset_="low")),
+        "offset_",
+    ),
+    (
+        "model digest",
+        "params.json",
+        _edit_state(lambda s: s["sha256"].update({"model.keras": "0" * 64})),
+        "SHA-256",
+    ),
     ("model with a Lambda", "model.keras", _lambda_model, "Lambda"),
     ("model not a zip", "model.keras", lambda d: b"nonsense", "model.keras"),
 ]
 
 
-@pytest.mark.parametrize("member, edit, text", [c[1:] for c in DETECTOR_EDITS], ids=[c[0] for c in DETECTOR_EDITS])
+@pytest.mark.parametrize(
+    "member, edit, text", [c[1:] for c in DETECTOR_EDITS], ids=[c[0] for c in DETECTOR_EDITS]
+)
 def test_edited_detector_archive_is_an_invalid_file(detector_file, tmp_path, member, edit, text):
     _, path, _ = detector_file
     bad = _edit_archive(path, tmp_path / "edited.zip", member, edit)

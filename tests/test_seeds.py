@@ -18,7 +18,9 @@ def test_none_is_fresh_and_batches_are_independent():
     base = seeds.seed_tensor(3)
     per_batch = {tuple(seeds.batch_seed(base, i).numpy()) for i in range(50)}
     assert len(per_batch) == 50
-    np.testing.assert_array_equal(seeds.batch_seed(base, 4), seeds.batch_seed(seeds.seed_tensor(3), 4))
+    np.testing.assert_array_equal(
+        seeds.batch_seed(base, 4), seeds.batch_seed(seeds.seed_tensor(3), 4)
+    )
     a, b = seeds.split_seed(base)
     assert not np.array_equal(a, b)
 

@@ -13,44 +13,66 @@ from probae.tables import CLIP, TablePreprocessor
 
 def frame(n=60, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "income": rng.normal(50.0, 10.0, n),
-        "age": rng.integers(18, 90, n),
-        "city": rng.choice(["paris", "rome", "oslo"], n, p=[0.5, 0.4, 0.1]),
-        "member": rng.random(n) < 0.5,
-        "plan": pd.Categorical(rng.choice(["basic", "pro"], n)),
-        "door": rng.choice([2.0, 4.0], n),
-        "visits": pd.array(rng.integers(0, 30, n), dtype="Int64"),
-        "const": 7.0,
-    })
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50.0, 10.0, n),
+            "age": rng.integers(18, 90, n),
+            "city": rng.choice(["paris", "rome", "oslo"], n, p=[0.5, 0.4, 0.1]),
+            "member": rng.random(n) < 0.5,
+            "plan": pd.Categorical(rng.choice(["basic", "pro"], n)),
+            "door": rng.choice([2.0, 4.0], n),
+            "visits": pd.array(rng.integers(0, 30, n), dtype="Int64"),
+            "const": 7.0,
+        }
+    )
 
 
 def test_column_types_from_dtypes_and_values():
     table = TablePreprocessor().fit(frame())
     kinds = {c["name"]: (c["kind"], c["dropped"]) for c in table.columns_}
     assert kinds == {
-        "income": ("continuous", False), "age": ("continuous", False),
-        "city": ("categorical", False), "member": ("bernoulli", False),
-        "plan": ("categorical", False), "door": ("bernoulli", False),
-        "visits": ("continuous", False), "const": ("continuous", True),
+        "income": ("continuous", False),
+        "age": ("continuous", False),
+        "city": ("categorical", False),
+        "member": ("bernoulli", False),
+        "plan": ("categorical", False),
+        "door": ("bernoulli", False),
+        "visits": ("continuous", False),
+        "const": ("continuous", True),
     }
-    assert table.decoder_types_ == ["student_t", "student_t", 3, "bernoulli", 2, "bernoulli", "student_t"]
+    assert table.decoder_types_ == [
+        "student_t",
+        "student_t",
+        3,
+        "bernoulli",
+        2,
+        "bernoulli",
+        "student_t",
+    ]
     city = table.columns_[2]
     assert city["categories"] == ["oslo", "paris", "rome"]  # sorted, the values seen in training
     z = table.transform(frame())
     assert z.shape == (60, 7) and z.dtype == np.float32
     df = frame()
-    np.testing.assert_array_equal(z[:, 2], pd.Series(df["city"]).map({"oslo": 0, "paris": 1, "rome": 2}))
+    np.testing.assert_array_equal(
+        z[:, 2], pd.Series(df["city"]).map({"oslo": 0, "paris": 1, "rome": 2})
+    )
     np.testing.assert_array_equal(z[:, 5], (df["door"] == 4.0).astype(np.float32))
-    np.testing.assert_allclose(z[:, 0], (df["income"] - df["income"].mean()) / df["income"].std(ddof=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        z[:, 0], (df["income"] - df["income"].mean()) / df["income"].std(ddof=0), rtol=1e-5
+    )
     assert isinstance(table.decoder(), probae.missing.MaskedMixedDecoder)
 
 
 def test_overrides_by_name_and_their_errors():
     df = frame()
-    table = TablePreprocessor(column_types={"age": "categorical", "income": "gaussian", "door": "continuous"}).fit(df)
+    table = TablePreprocessor(
+        column_types={"age": "categorical", "income": "gaussian", "door": "continuous"}
+    ).fit(df)
     spec = {c["name"]: c for c in table.columns_}
-    assert spec["age"]["kind"] == "categorical" and spec["age"]["categories"] == sorted(set(df["age"].astype(float)))
+    assert spec["age"]["kind"] == "categorical" and spec["age"]["categories"] == sorted(
+        set(df["age"].astype(float))
+    )
     assert spec["income"]["likelihood"] == "gaussian" and spec["door"]["kind"] == "continuous"
     with pytest.raises(ValueError, match="'salary'.*Its columns"):
         TablePreprocessor(column_types={"salary": "gaussian"}).fit(df)
@@ -76,7 +98,10 @@ def test_unseen_categories_rarest_or_error():
     assert table.columns_[2]["categories"][int(np.argmin(counts))] == "oslo"  # p = 0.1
     np.testing.assert_array_equal(z[:, 2], [0, 1, 0])  # unseen -> the rarest, "oslo"
     strict = TablePreprocessor(handle_unknown="error").fit(df)
-    with pytest.raises(ValueError, match=r"column 'city' holds categories not seen in training: \['lima', 'tokyo'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"column 'city' holds categories not seen in training: \['lima', 'tokyo'\]",
+    ):
         strict.transform(test)
     door = df.head(2).copy()
     door["door"] = [3.0, 4.0]  # a two-valued numeric column meets a third value
@@ -145,12 +170,17 @@ def test_arrays_records_and_lists_are_read_like_frames():
     rec = TablePreprocessor().fit(records)
     assert rec.feature_names_in_ == ["x", "k"] and rec.columns_[1]["categories"] == ["a", "b"]
     strings = np.array([["1.0", "a"], ["2.0", "b"], ["nan", "c"]])  # numbers stringified by NumPy
-    assert [c["kind"] for c in TablePreprocessor().fit(strings).columns_] == ["bernoulli", "categorical"]
+    assert [c["kind"] for c in TablePreprocessor().fit(strings).columns_] == [
+        "bernoulli",
+        "categorical",
+    ]
 
 
 def test_config_round_trips_through_json():
     df = frame()
-    table = TablePreprocessor(column_types={"age": 90}).fit(df, sample_weight=np.linspace(0.5, 1.5, 60))
+    table = TablePreprocessor(column_types={"age": 90}).fit(
+        df, sample_weight=np.linspace(0.5, 1.5, 60)
+    )
     again = TablePreprocessor.from_config(json.loads(json.dumps(table.get_config())))
     test = df.head(5).assign(city=["x", "paris", None, "rome", "oslo"])
     np.testing.assert_array_equal(again.transform(test), table.transform(test))
@@ -175,7 +205,9 @@ def test_tabular_model_is_a_preset_that_marginalises_missing_entries(tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = probae.load_model(path)
-    np.testing.assert_allclose(probae.anomaly_scores(loaded, x, seed=0, num_samples=10), scores, rtol=1e-5)
+    np.testing.assert_allclose(
+        probae.anomaly_scores(loaded, x, seed=0, num_samples=10), scores, rtol=1e-5
+    )
     ae = probae.tabular_model(table, "autoencoder", latent_dim=3)
     assert isinstance(ae.encoder, probae.missing.MaskedDeterministicEncoder) and ae.latent_dim == 3
     with pytest.raises(ValueError, match="likelihood comes from the table"):

@@ -68,15 +68,15 @@ def test_tutorial_runs_and_makes_its_figures(tmp_path, monkeypatch, data_dir):
 
 SEED_PROGRAMS = [
     # The VAE notes' hello world.
-    "vae = probae.VAE(encoder, decoder)\nvae.compile(optimizer=\"adam\")\n"
+    'vae = probae.VAE(encoder, decoder)\nvae.compile(optimizer="adam")\n'
     "vae.fit(x_train, epochs=10)\nencoded = vae.encoder(x_test)",
     "keras.layers.Dense(2 * latent_dim),",
-    "keras.layers.Dense(784, activation=\"sigmoid\"),",
+    'keras.layers.Dense(784, activation="sigmoid"),',
     # The classic Keras autoencoder.
-    "encoder = keras.Sequential([keras.layers.Dense(64, activation=\"relu\")])\n"
-    "decoder = keras.Sequential([keras.layers.Dense(784, activation=\"sigmoid\")])\n"
+    'encoder = keras.Sequential([keras.layers.Dense(64, activation="relu")])\n'
+    'decoder = keras.Sequential([keras.layers.Dense(784, activation="sigmoid")])\n'
     "autoencoder = probae.Autoencoder(encoder, decoder)\n"
-    "autoencoder.compile(optimizer=\"adam\")",
+    'autoencoder.compile(optimizer="adam")',
     "decoded = decoder(encoder(x_test))",
 ]
 

@@ -24,16 +24,20 @@ def _digits(n=512, seed=0):
 
 def test_the_vae_notes_hello_world_runs_line_for_line():
     x_train, x_test = _digits(), _digits(64, seed=1)
-    encoder = keras.Sequential([
-        keras.Input((784,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(2 * latent_dim),
-    ])
-    decoder = keras.Sequential([
-        keras.Input((latent_dim,)),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(784, activation="sigmoid"),
-    ])
+    encoder = keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(2 * latent_dim),
+        ]
+    )
+    decoder = keras.Sequential(
+        [
+            keras.Input((latent_dim,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(784, activation="sigmoid"),
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # both networks fit: nothing added
         vae = probae.VAE(encoder, decoder)
@@ -57,8 +61,12 @@ def test_the_hello_world_verbatim_with_a_code_output_encoder():
     """The notes' lines exactly: encoder(x_test) is a code the user's decoder takes, so the
     Gaussian needs a head, which probae adds and announces (a warning, summary())."""
     x_train, x_test = _digits(), _digits(32, seed=4)
-    encoder = keras.Sequential([keras.layers.Dense(256, activation="relu"), keras.layers.Dense(latent_dim)])
-    decoder = keras.Sequential([keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")])
+    encoder = keras.Sequential(
+        [keras.layers.Dense(256, activation="relu"), keras.layers.Dense(latent_dim)]
+    )
+    decoder = keras.Sequential(
+        [keras.layers.Dense(256, activation="relu"), keras.layers.Dense(784, activation="sigmoid")]
+    )
     with pytest.warns(UserWarning, match="probae added a Dense head"):
         vae = probae.VAE(encoder, decoder)
         vae.compile(optimizer="adam")
@@ -95,7 +103,9 @@ def test_keras_io_encoder_with_two_outputs_is_mean_and_log_var():
     z_mean = keras.layers.Dense(latent_dim)(h)
     z_log_var = keras.layers.Dense(latent_dim)(h)
     encoder = keras.Model(inputs, [z_mean, z_log_var])
-    decoder = keras.Sequential([keras.Input((latent_dim,)), keras.layers.Dense(784, activation="sigmoid")])
+    decoder = keras.Sequential(
+        [keras.Input((latent_dim,)), keras.layers.Dense(784, activation="sigmoid")]
+    )
     vae = probae.VAE(encoder, decoder)
     x = _digits(32)
     vae.fit(x, epochs=1, verbose=0)
@@ -107,7 +117,9 @@ def test_keras_io_encoder_with_two_outputs_is_mean_and_log_var():
 
 def test_a_network_that_does_not_fit_gets_a_head_with_a_warning_or_an_error():
     def nets():
-        encoder = keras.Sequential([keras.layers.Dense(16, activation="relu"), keras.layers.Dense(8)])
+        encoder = keras.Sequential(
+            [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(8)]
+        )
         decoder = keras.Sequential([keras.layers.Dense(784, activation="sigmoid")])
         return encoder, decoder
 
@@ -131,13 +143,17 @@ def test_a_network_that_does_not_fit_gets_a_head_with_a_warning_or_an_error():
 
 
 def test_an_image_decoder_ending_in_its_data_shape_gets_no_head(tmp_path):
-    decoder = keras.Sequential([
-        keras.Input((4,)),
-        keras.layers.Dense(7 * 7 * 8, activation="relu"),
-        keras.layers.Reshape((7, 7, 8)),
-        keras.layers.Conv2DTranspose(1, 3, strides=4, padding="same", activation="sigmoid"),
-    ])
-    encoder = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(8)])
+    decoder = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(7 * 7 * 8, activation="relu"),
+            keras.layers.Reshape((7, 7, 8)),
+            keras.layers.Conv2DTranspose(1, 3, strides=4, padding="same", activation="sigmoid"),
+        ]
+    )
+    encoder = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(8)]
+    )
     vae = probae.VAE(encoder, decoder)
     assert vae.event_shape == (28, 28, 1) and vae.decoder.head is None and vae.encoder.head is None
     x = (np.random.default_rng(3).random((16, 28, 28, 1)) > 0.5).astype("float32")
@@ -168,6 +184,8 @@ def test_saturated_probabilities_are_read_safely():
     wrong = likelihood.log_prob(target).numpy()
     assert np.isfinite(wrong).all() and wrong[0] < -40
     # Keras' own cross-entropy on the same saturated probabilities (float32 clipping).
-    keras_bce = keras.losses.binary_crossentropy(target, decoder.network(tf.ones((1, 1)))).numpy() * 3
+    keras_bce = (
+        keras.losses.binary_crossentropy(target, decoder.network(tf.ones((1, 1)))).numpy() * 3
+    )
     np.testing.assert_allclose(-wrong, keras_bce, rtol=0.02)
     np.testing.assert_allclose(likelihood.log_prob(tf.constant([[1.0, 0.0, 1.0]])), 0.0, atol=1e-5)

@@ -14,7 +14,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -30,7 +30,9 @@ def make(deterministic=True):
     encoder = enc_cls(3, hidden_units=(16,), activation="tanh")
     decoder = probae.BernoulliDecoder(hidden_units=(16,), activation="tanh")
     prior = probae.MixtureOfGaussiansPrior(2)
-    return probae.ProbabilisticAutoencoder(encoder, decoder, prior=prior, beta=0.5, input_shape=(20,))
+    return probae.ProbabilisticAutoencoder(
+        encoder, decoder, prior=prior, beta=0.5, input_shape=(20,)
+    )
 
 
 class Anneal(keras.callbacks.Callback):
@@ -59,7 +61,9 @@ def main():
     logs_multi = train(multi, x)
     eval_single = single.evaluate(x, batch_size=64, verbose=0, return_dict=True)
     eval_multi = multi.evaluate(x, batch_size=64, verbose=0, return_dict=True)
-    diffs = [float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), multi.get_weights())]
+    diffs = [
+        float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), multi.get_weights())
+    ]
     moved = [float(np.max(np.abs(a - b))) for a, b in zip(w0, single.get_weights())]
 
     # A VAE (sampled codes) under the strategy: trains, and the replicas draw different noise.
@@ -67,18 +71,23 @@ def main():
         vae = make(deterministic=False)
     vae_logs = train(vae, x)
     seeds = strategy.experimental_local_results(strategy.run(lambda: vae._next_seed()))
-    print("RESULT " + json.dumps({
-        "replicas": strategy.num_replicas_in_sync,
-        "max_weight_diff": max(diffs),
-        "max_weight_moved": max(moved),
-        "logs_single": logs_single,
-        "logs_multi": logs_multi,
-        "beta_multi": multi.beta,
-        "eval_single": {k: float(v) for k, v in eval_single.items()},
-        "eval_multi": {k: float(v) for k, v in eval_multi.items()},
-        "vae_logs": vae_logs,
-        "replica_seeds": [s.numpy().tolist() for s in seeds],
-    }))
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "replicas": strategy.num_replicas_in_sync,
+                "max_weight_diff": max(diffs),
+                "max_weight_moved": max(moved),
+                "logs_single": logs_single,
+                "logs_multi": logs_multi,
+                "beta_multi": multi.beta,
+                "eval_single": {k: float(v) for k, v in eval_single.items()},
+                "eval_multi": {k: float(v) for k, v in eval_multi.items()},
+                "vae_logs": vae_logs,
+                "replica_seeds": [s.numpy().tolist() for s in seeds],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
