@@ -74,6 +74,13 @@ class Decoder(NetworkLayer):
     # None: unbounded (``check_support`` checks arrays, including any other constraint).
     support = None
 
+    @property
+    def discrete_support(self):
+        """``(low, high)``: the integers, both inclusive, that a discrete likelihood puts
+        all its mass on (one per data element); None for a continuous likelihood.
+        ``probae.compress`` codes data losslessly only under a discrete likelihood."""
+        return None
+
     def __init__(self, event_shape=None, network=None, **kwargs):
         super().__init__(network=network, **kwargs)
         self.event_shape = None if event_shape is None else check_shape(event_shape, "event_shape")
@@ -242,6 +249,11 @@ class BernoulliDecoder(Decoder):
 
     reads_probabilities = True
     support = (0.0, 1.0)
+
+    @property
+    def discrete_support(self):
+        """``(0, 1)``: binary data (see ``Decoder.discrete_support``)."""
+        return (0, 1)
 
     def distribution(self, params):
         return LogitBernoulli(logits=params[..., 0], dtype=tf.float32)
