@@ -3,8 +3,14 @@
 import argparse
 import sys
 
-import probae
-from probae.datasets import DatasetNotFoundError
+from probae.startup import import_tensorflow_quietly
+
+# Each example imports this module before Keras: TensorFlow's start-up messages (absl,
+# oneDNN, cudart_stub, cuInit) stay off the terminal unless PROBAE_TF_LOGS=1.
+import_tensorflow_quietly()
+
+import probae  # noqa: E402
+from probae.datasets import DatasetNotFoundError  # noqa: E402
 
 
 def parser(doc, epochs, out, dataset="mnist"):

@@ -12,6 +12,11 @@ pixel at the encoder's mean code, which sums to the image's reconstruction score
     python examples/anomaly_mnist.py --normal-class 0      # a couple of minutes on a CPU
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 
 import keras
@@ -20,11 +25,6 @@ from sklearn.metrics import roc_auc_score
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

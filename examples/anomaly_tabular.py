@@ -23,6 +23,11 @@ bundled Wisconsin diagnostic data, malignant as the anomalies, subsampled to 10%
     python examples/anomaly_tabular.py --missing 0 --categorical 0   # the numeric table
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 import sys
 
@@ -39,11 +44,6 @@ from sklearn.preprocessing import OrdinalEncoder
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 OFFLINE = ("breast_cancer", "synthetic")
 

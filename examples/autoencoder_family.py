@@ -17,6 +17,11 @@ on corrupted inputs and evaluated on clean ones.
     python examples/autoencoder_family.py --dataset digits  # 8 x 8 digits, offline, seconds
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 import time
 
@@ -25,11 +30,6 @@ import numpy as np
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def family(input_shape, latent_dim, hidden_units):

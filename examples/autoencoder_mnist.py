@@ -9,6 +9,11 @@ against keras.losses.binary_crossentropy and saves the original-and-reconstructi
     python examples/autoencoder_mnist.py            # about a minute on a laptop CPU
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 
 import keras
@@ -16,11 +21,6 @@ import numpy as np
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

@@ -10,6 +10,11 @@ grows the KL term squeezes the code: fewer dimensions stay active (KL per dimens
     python examples/beta_vae.py --betas 1 8 --epochs 3
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 
 import keras
@@ -17,11 +22,6 @@ import numpy as np
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

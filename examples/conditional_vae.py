@@ -8,6 +8,11 @@ its style (slant, thickness) across the ten digits.
     python examples/conditional_vae.py               # a few minutes on a laptop CPU
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 
 import keras
@@ -15,11 +20,6 @@ import numpy as np
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

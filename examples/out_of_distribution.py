@@ -24,6 +24,11 @@ Fashion-MNIST that holds 8 of its 10 classes): raw AUROC 0.36 (below 0.5: MNIST 
     python examples/out_of_distribution.py --train mnist
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import os
 
 import keras
@@ -32,11 +37,6 @@ from sklearn.metrics import roc_auc_score
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

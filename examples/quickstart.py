@@ -8,6 +8,11 @@ the training curves as PNGs.
     python examples/quickstart.py --dataset digits    # 8 x 8 digits bundled with scikit-learn
 """
 
+try:  # first: _shared imports TensorFlow with its start-up messages kept off the terminal
+    from examples import _shared
+except ImportError:  # run as a script
+    import _shared
+
 import argparse
 import os
 import sys
@@ -16,11 +21,6 @@ import keras
 
 import probae
 from probae import plotting
-
-try:
-    from examples import _shared
-except ImportError:  # run as a script
-    import _shared
 
 
 def main(args):

@@ -592,6 +592,11 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="probae", description="Train, evaluate and use probabilistic autoencoders."
     )
+    parser.add_argument(
+        "--tf-logs",
+        action="store_true",
+        help="show TensorFlow's start-up messages (hidden by default; or set PROBAE_TF_LOGS=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_options(p):
@@ -733,6 +738,10 @@ def main(argv=None):
             file=sys.stderr,
         )
         return _EXIT_USAGE
+    from probae.startup import import_tensorflow_quietly
+
+    # Before any module that imports TensorFlow (probae.datasets does).
+    import_tensorflow_quietly(show=True if args.tf_logs else None)
     from probae.datasets import DatasetNotFoundError
 
     try:
