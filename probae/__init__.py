@@ -34,6 +34,7 @@ _LAZY = {
     "MaskingNoise": "probae.corruption",
     "SaltAndPepperNoise": "probae.corruption",
     "BernoulliDecoder": "probae.decoders",
+    "BetaBinomialDecoder": "probae.decoders",
     "ContinuousBernoulliDecoder": "probae.decoders",
     "Decoder": "probae.decoders",
     "GaussianDecoder": "probae.decoders",
@@ -75,6 +76,8 @@ _LAZY = {
     "InvalidModelFileError": "probae.saving",
     "load_model": "probae.saving",
     "set_seed": "probae.seeds",
+    "compress": "probae.compression",
+    "decompress": "probae.compression",
 }
 
 __all__ = [
@@ -88,6 +91,7 @@ __all__ = [
     "ContinuousBernoulliDecoder",
     "GaussianDecoder",
     "LaplaceDecoder",
+    "BetaBinomialDecoder",
     "Prior",
     "StandardNormalPrior",
     "MixtureOfGaussiansPrior",
@@ -131,6 +135,8 @@ __all__ = [
     "BackupAndRestore",
     "NonFiniteLossError",
     "InvalidModelFileError",
+    "compress",
+    "decompress",
 ]
 
 

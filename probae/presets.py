@@ -1,7 +1,8 @@
 """Presets: factories that configure the one ``ProbabilisticAutoencoder``.
 
 Each returns a ``ProbabilisticAutoencoder`` (never a subclass), built for ``input_shape``.
-The likelihood is a name ("bernoulli", "gaussian", "continuous_bernoulli", "laplace") or
+The likelihood is a name ("bernoulli", "gaussian", "continuous_bernoulli", "laplace",
+"beta_binomial" for 8-bit pixels 0..255) or
 any ``probae`` decoder instance; the networks are the defaults (an MLP for vectors, a CNN
 for H x W x C images) unless ``encoder_network`` / ``decoder_network`` are given.
 """
@@ -14,6 +15,7 @@ from probae._validation import check_positive_int, check_shape
 from probae.corruption import get_corruption
 from probae.decoders import (
     BernoulliDecoder,
+    BetaBinomialDecoder,
     ContinuousBernoulliDecoder,
     Decoder,
     GaussianDecoder,
@@ -39,6 +41,7 @@ LIKELIHOODS = {
     "continuous_bernoulli": ContinuousBernoulliDecoder,
     "gaussian": GaussianDecoder,
     "laplace": LaplaceDecoder,
+    "beta_binomial": BetaBinomialDecoder,
 }
 
 

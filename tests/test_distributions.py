@@ -103,3 +103,78 @@ def test_columnwise_rejects_a_bad_partition():
     with pytest.raises(ValueError, match="partition"):
         Columnwise([comp], [[0, 2]], 2)
     assert math.isfinite(float(Columnwise([comp], [[0, 1]], 2).log_prob(tf.zeros((2, 2)))[0, 0]))
+
+
+# BetaBinomial (the 8-bit pixels' likelihood): closed forms against scipy and TFP.
+
+_BB_CONCENTRATIONS = [(0.01, 0.02), (0.3, 5.0), (1.0, 1.0), (2.5, 0.7), (40.0, 90.0), (1e4, 3e3)]
+
+
+@pytest.mark.parametrize("a, b", _BB_CONCENTRATIONS)
+def test_beta_binomial_pmf_sums_to_one_over_0_to_255(a, b):
+    from probae.distributions import BetaBinomial
+
+    k = np.arange(256, dtype=np.float32)
+    dist = BetaBinomial(255.0, np.float32(a), np.float32(b))
+    log_prob = dist.log_prob(k).numpy()
+    assert log_prob.dtype == np.float32
+    assert np.all(log_prob <= 0.0)
+    assert abs(np.exp(log_prob.astype(np.float64)).sum() - 1.0) < 1e-5
+    # The mean of the pmf is the closed form n a / (a + b), which TFP's mean gives.
+    mean = (np.exp(log_prob.astype(np.float64)) * k).sum()
+    np.testing.assert_allclose(mean, 255.0 * a / (a + b), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(float(dist.mean()), 255.0 * a / (a + b), rtol=1e-5)
+
+
+def test_beta_binomial_log_prob_is_the_closed_form():
+    from scipy import stats
+
+    from probae.distributions import BetaBinomial
+
+    rng = np.random.default_rng(0)
+    a = np.exp(rng.uniform(-4, 6, size=(64, 32)))
+    b = np.exp(rng.uniform(-4, 6, size=(64, 32)))
+    k = rng.integers(0, 256, size=(64, 32))
+    k[:, 0], k[:, 1] = 0, 255  # the edges, where MNIST's mass is
+    got = BetaBinomial(255.0, a.astype(np.float32), b.astype(np.float32)).log_prob(
+        k.astype(np.float32)
+    )
+    a32, b32 = a.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64)
+    want = stats.betabinom.logpmf(k, 255, a32, b32)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=2e-5)
+    # One entry by hand: log C(n, k) + log B(k + a, n - k + b) - log B(a, b).
+    lbeta = lambda u, v: math.lgamma(u) + math.lgamma(v) - math.lgamma(u + v)
+    n, kk, aa, bb = 255, int(k[3, 5]), a32[3, 5], b32[3, 5]
+    by_hand = (
+        math.lgamma(n + 1)
+        - math.lgamma(kk + 1)
+        - math.lgamma(n - kk + 1)
+        + lbeta(kk + aa, n - kk + bb)
+        - lbeta(aa, bb)
+    )
+    assert abs(float(got[3, 5]) - by_hand) < 2e-5
+    # TFP's own BetaBinomial agrees (its float32 lbeta is the less accurate of the two).
+    tfp_value = tfd.BetaBinomial(255.0, a.astype(np.float32), b.astype(np.float32)).log_prob(
+        k.astype(np.float32)
+    )
+    np.testing.assert_allclose(got.numpy(), tfp_value.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_beta_binomial_gradients_are_finite_and_match_finite_differences():
+    from probae.distributions import BetaBinomial
+
+    a = tf.Variable(np.array([1e-3, 0.2, 1.0, 30.0, 5e3], np.float64))
+    b = tf.Variable(np.array([2e-3, 4.0, 1.0, 0.5, 7e3], np.float64))
+    k = tf.constant([0.0, 255.0, 17.0, 128.0, 100.0], tf.float64)
+    with tf.GradientTape() as tape:
+        log_prob = BetaBinomial(255.0, a, b).log_prob(k)
+    grad_a, grad_b = tape.gradient(log_prob, [a, b])
+    assert np.all(np.isfinite(grad_a.numpy())) and np.all(np.isfinite(grad_b.numpy()))
+    # d/da log p = digamma(k + a) - digamma(n + a + b) - digamma(a) + digamma(a + b).
+    from scipy.special import digamma
+
+    av, bv, kv = a.numpy(), b.numpy(), k.numpy()
+    want_a = digamma(kv + av) - digamma(255 + av + bv) - digamma(av) + digamma(av + bv)
+    want_b = digamma(255 - kv + bv) - digamma(255 + av + bv) - digamma(bv) + digamma(av + bv)
+    np.testing.assert_allclose(grad_a.numpy(), want_a, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad_b.numpy(), want_b, rtol=1e-6, atol=1e-8)
