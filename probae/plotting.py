@@ -1,8 +1,16 @@
 """Plots of a trained model: reconstructions, samples, latent space, training, anomalies.
 
 Every function draws on a new ``matplotlib.figure.Figure`` (rendered by the Agg backend,
-without pyplot, so it works without a display and leaks no global state), returns it, and
-saves it as a PNG when ``path`` is given.
+without pyplot, so it works without a display and leaks no global state), or, given
+``ax=``, inside that Matplotlib ``Axes`` of a figure of your own: a one-panel plot draws on
+it, a plot of several panels (a grid of images, training curves, histograms beside ROC and
+precision-recall curves) fills the area of ``ax`` with its panels and puts its title on
+``ax``. Every function returns the figure it drew on and saves it as a PNG when ``path`` is
+given.
+
+Every figure says what it shows: a title naming the setting that distinguishes it (a
+traversal's beta, a score's name), axes with units, and anomaly scores with their sign
+convention (higher = more anomalous).
 
 Images or lines: what one example is decides how it is drawn, never its length. An example
 of rank 2 or 3 (``[height, width]`` or ``[height, width, channels]``) is an image; an
@@ -18,8 +26,10 @@ where the condition is one-hot.
 
 import math
 import os
+import textwrap
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -47,6 +57,54 @@ def _new_figure(width, height):
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _figure_of(ax):
+    """The figure ``ax`` belongs to (the top-level one, for an Axes in a subfigure)."""
+    if not isinstance(ax, Axes):
+        raise TypeError(
+            f"ax must be a matplotlib Axes (or None for a new figure). Received: ax={ax!r}"
+        )
+    fig = ax.figure
+    while not isinstance(fig, Figure):  # a SubFigure
+        fig = fig.figure
+    return fig
+
+
+def _one_axes(ax, width, height):
+    """``(figure, axes)``: a new one-panel figure, or ``ax`` and its figure."""
+    if ax is None:
+        fig = _new_figure(width, height)
+        return fig, fig.subplots()
+    return _figure_of(ax), ax
+
+
+def _panels(ax, nrows, ncols, size, wgap=0.02, hgap=0.02, title=None, reserve=0.0, top=0.0):
+    """``(figure, [nrows, ncols] axes)``: a new figure of panels, or panels filling ``ax``.
+
+    With ``ax``, the panels are inset axes that tile its area (``wgap`` and ``hgap`` are
+    the gaps as fractions of it, ``reserve`` a share kept free on the right for a colour
+    bar and ``top`` one at the top for the panels' titles), ``ax`` itself is hidden except
+    for its title. Like scikit-learn's ``PartialDependenceDisplay`` given one Axes.
+    """
+    if ax is None:
+        fig = _new_figure(*size)
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        if title:
+            fig.suptitle(title)
+        return fig, axes
+    fig = _figure_of(ax)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    width = (1.0 - reserve - wgap * (ncols - 1)) / ncols
+    height = (1.0 - top - hgap * (nrows - 1)) / nrows
+    axes = np.empty((nrows, ncols), dtype=object)
+    for i in range(nrows):
+        for j in range(ncols):
+            bottom = 1.0 - top - (i + 1) * height - i * hgap
+            axes[i, j] = ax.inset_axes([j * (width + wgap), bottom, width, height])
+    return fig, axes
 
 
 def _finish(fig, path, dpi=100):
@@ -108,11 +166,11 @@ def _value_range(*arrays):
     return lo, hi if hi > lo else lo + 1.0
 
 
-def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, title=None):
+def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, title=None, ax=None):
     """Draws ``images`` (length nrows * ncols, row-major) in a grid; returns the figure."""
     width = ncols * cell * (1.8 if images.ndim == 2 else 1.0) + (0.9 if row_labels else 0.0)
-    fig = _new_figure(width, nrows * cell + (0.4 if title else 0.0))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    size = (width, nrows * cell + (0.4 if title else 0.0) + (0.2 if col_labels else 0.0))
+    fig, axes = _panels(ax, nrows, ncols, size, title=title, top=0.08 if col_labels else 0.0)
     vmin, vmax = _value_range(images)
     for i in range(nrows):
         for j in range(ncols):
@@ -126,8 +184,6 @@ def _grid(images, nrows, ncols, cell=0.9, row_labels=None, col_labels=None, titl
                 ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
             if col_labels and i == 0:
                 ax.set_title(col_labels[j], fontsize=8)
-    if title:
-        fig.suptitle(title)
     return fig
 
 
@@ -157,7 +213,9 @@ def _decoder_means(model, z, condition=None):
 
 
 # ---------------------------------------------------------------------- images
-def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None, path=None):
+def plot_images(
+    images, ncols=10, title=None, row_labels=None, image_shape=None, ax=None, path=None
+):
     """A grid of images, or of signals drawn as lines (see the module doc).
 
     Args:
@@ -167,10 +225,11 @@ def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None,
         title: optional figure title.
         row_labels: optional text left of each row.
         image_shape: shape of one image, to draw flat vectors as images.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
-        The ``matplotlib.figure.Figure``.
+        The ``matplotlib.figure.Figure`` drawn on.
     """
     images = _as_images(images, "images", image_shape)
     ncols = min(check_positive_int(ncols, "ncols"), len(images))
@@ -181,10 +240,19 @@ def plot_images(images, ncols=10, title=None, row_labels=None, image_shape=None,
             raise ValueError(
                 f"row_labels must have one entry per row ({nrows}). Received: {len(row_labels)}"
             )
-    return _finish(_grid(images, nrows, ncols, row_labels=row_labels, title=title), path)
+    fig = _grid(images, nrows, ncols, row_labels=row_labels, title=title, ax=ax)
+    return _finish(fig, path)
 
 
-def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
+def plot_reconstructions(
+    x,
+    reconstructions,
+    n=10,
+    image_shape=None,
+    title="inputs and their reconstructions",
+    ax=None,
+    path=None,
+):
     """Originals (top row) above their reconstructions (bottom row); for signals, one
     panel per example with the original (solid) and its reconstruction (dashed).
 
@@ -194,6 +262,8 @@ def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
             ``model.reconstruct(x)``), same shape.
         n: number of pairs shown (the first n).
         image_shape: shape of one image, to draw flat vectors as images.
+        title: the figure's title (None for none).
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
@@ -209,20 +279,31 @@ def plot_reconstructions(x, reconstructions, n=10, image_shape=None, path=None):
         raise ValueError(f"reconstructions must have the shape of x {x.shape}. Received: {r.shape}")
     n = min(n, len(x))
     if x.ndim == 2:  # signals: overlaid
-        fig = _new_figure(1.8 * n + 0.4, 1.8)
-        axes = fig.subplots(1, n, squeeze=False)[0]
+        fig, axes = _panels(ax, 1, n, (1.8 * n + 0.4, 1.8 + (0.3 if title else 0.0)), title=title)
+        axes = axes[0]
         vmin, vmax = _value_range(x[:n], r[:n])
         for j, ax in enumerate(axes):
             _show(ax, x[j], vmin, vmax, label="input")
             _show(ax, r[j], vmin, vmax, ls="--", label="reconstruction")
         axes[0].legend(fontsize=7, loc="upper left")
         return _finish(fig, path)
-    fig = _grid(np.concatenate([x[:n], r[:n]]), 2, n, row_labels=["input", "recon."])
+    fig = _grid(
+        np.concatenate([x[:n], r[:n]]), 2, n, row_labels=["input", "recon."], title=title, ax=ax
+    )
     return _finish(fig, path)
 
 
 def plot_samples(
-    model, n=64, ncols=8, seed=0, mean=True, condition=None, image_shape=None, path=None
+    model,
+    n=64,
+    ncols=8,
+    seed=0,
+    mean=True,
+    condition=None,
+    image_shape=None,
+    title=None,
+    ax=None,
+    path=None,
 ):
     """Samples from the prior: z ~ p(z), shown as the decoder's mean (or a draw from it).
 
@@ -234,21 +315,27 @@ def plot_samples(
         mean: show E[x|z] (smooth) instead of a sample x ~ p(x|z) (noisy).
         condition: a conditional model's condition (see the module doc).
         image_shape: shape of one image, to draw flat data as images.
+        title: the figure's title; None says what is shown (decoder means or draws).
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
         The figure.
     """
     images = model.sample(check_positive_int(n, "n"), seed=seed, mean=mean, condition=condition)
-    return plot_images(images, ncols=ncols, image_shape=image_shape, path=path)
+    if title is None:
+        shown = "decoder means E[x|z]" if mean else "draws x ~ p(x|z)"
+        title = f"samples from the prior: {shown}, z ~ p(z)"
+    return plot_images(images, ncols=ncols, image_shape=image_shape, title=title, ax=ax, path=path)
 
 
 # ---------------------------------------------------------------------- latent space
-def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condition=None):
+def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condition=None, ax=None):
     """The encoder means of ``x`` in the plane, coloured by label.
 
     A 2-D code is drawn directly; a larger one is projected on its first two principal
-    components (scikit-learn's PCA), which the axis labels say.
+    components (scikit-learn's PCA), which the axis labels say. Labels get one colour
+    each, and the colour bar one tick in the middle of each colour, naming its label.
 
     Args:
         model: a trained ``ProbabilisticAutoencoder``.
@@ -257,6 +344,7 @@ def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condi
         path: where to save a PNG, or None.
         max_points: at most this many points (the first ones) are drawn.
         condition: a conditional model's condition (see the module doc).
+        ax: a Matplotlib ``Axes`` to draw on, or None for a new figure.
 
     Returns:
         The figure.
@@ -284,16 +372,30 @@ def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condi
         z = pca.transform(z)
         share = pca.explained_variance_ratio_
         axis_names = (f"PC1 ({share[0]:.0%} of variance)", f"PC2 ({share[1]:.0%})")
-    fig = _new_figure(6.0, 5.0)
-    ax = fig.subplots()
+    fig, ax = _one_axes(ax, 6.0, 5.0)
     if labels is None:
         ax.scatter(z[:, 0], z[:, 1], s=4, alpha=0.6)
     else:
-        points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
-        fig.colorbar(points, ax=ax, label="label")
+        from matplotlib import colormaps
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        # One colour per distinct label, and the colour bar's ticks in the middle of each
+        # colour band (a continuous map puts integer ticks between the colours).
+        classes, index = np.unique(labels, return_inverse=True)
+        k = len(classes)
+        base = colormaps["tab10" if k <= 10 else "tab20" if k <= 20 else "viridis"]
+        colours = base(np.arange(k) if k <= 20 else np.linspace(0.0, 1.0, k))
+        norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
+        points = ax.scatter(
+            z[:, 0], z[:, 1], c=index, cmap=ListedColormap(colours), norm=norm, s=4, alpha=0.7
+        )
+        bar = fig.colorbar(points, ax=ax, label="label")
+        step = max(1, math.ceil(k / 20))  # at most about 20 tick labels
+        bar.set_ticks(np.arange(0, k, step), labels=[str(c) for c in classes[::step]])
+        bar.minorticks_off()
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
-    ax.set_title("encoder means E[z|x]")
+    ax.set_title(f"encoder means E[z|x] of {len(z)} inputs")
     return _finish(fig, path)
 
 
@@ -312,7 +414,10 @@ def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
     return np.quantile(np.asarray(draws), probabilities, axis=0)
 
 
-def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
+_MANIFOLD_TITLE = "decoder means E[x|z] on a grid of prior quantiles"
+
+
+def plot_manifold(model, n=15, condition=None, image_shape=None, ax=None, path=None):
     """The learned 2-D manifold: decoder means on an n x n grid of prior quantiles.
 
     The grid covers the prior's 5% to 95% quantiles in each latent dimension, so equal
@@ -323,6 +428,8 @@ def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
         n: grid points per dimension.
         condition: a conditional model's condition (see the module doc).
         image_shape: shape of one image, to draw flat data as images.
+        ax: a Matplotlib ``Axes`` to draw on (for signals, whose area the panels fill),
+            or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
@@ -348,6 +455,8 @@ def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
             n,
             row_labels=[f"z2={v + 0.0:.1f}" for v in q[::-1, 1]],
             col_labels=[f"z1={v + 0.0:.1f}" for v in q[:, 0]],
+            title=_MANIFOLD_TITLE,
+            ax=ax,
         )
         return _finish(fig, path)
     h, w = images.shape[1:3]
@@ -356,8 +465,7 @@ def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
     for k, image in enumerate(images):
         i, j = divmod(k, n)
         canvas[i * h : (i + 1) * h, j * w : (j + 1) * w] = image
-    fig = _new_figure(6.0, 6.0)
-    ax = fig.subplots()
+    fig, ax = _one_axes(ax, 6.0, 6.0)
     vmin, vmax = _value_range(canvas)
     ax.imshow(np.clip(canvas, vmin, vmax), cmap="gray", vmin=vmin, vmax=vmax)
     ticks = np.arange(n) * w + w / 2
@@ -366,6 +474,7 @@ def plot_manifold(model, n=15, condition=None, image_shape=None, path=None):
     ax.set_yticks(ticks[::step], [f"{v + 0.0:.1f}" for v in np.round(q[::-1, 1][::step], 1)])
     ax.set_xlabel("z1 (prior quantiles 5% to 95%)")
     ax.set_ylabel("z2")
+    ax.set_title(_MANIFOLD_TITLE)
     return _finish(fig, path)
 
 
@@ -392,7 +501,7 @@ def slerp(z0, z1, t):
 
 
 def plot_interpolation(
-    model, x_start, x_end, steps=10, condition=None, image_shape=None, path=None
+    model, x_start, x_end, steps=10, condition=None, image_shape=None, ax=None, path=None
 ):
     """Decoded interpolation between the codes of two inputs, linear and spherical.
 
@@ -407,6 +516,7 @@ def plot_interpolation(
         condition: a conditional model's condition, one for the whole plot (one row or an
             integer label).
         image_shape: shape of one image, to draw flat data as images.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
@@ -434,15 +544,32 @@ def plot_interpolation(
         image_shape,
     )
     fig = _grid(
-        images, 2, steps, row_labels=["linear", "spherical"], col_labels=[f"t={v:.2f}" for v in t]
+        images,
+        2,
+        steps,
+        row_labels=["linear", "spherical"],
+        col_labels=[f"t={v:.2f}" for v in t],
+        title="decoder means along z(t), from the code of x_start (t=0) to x_end's (t=1)",
+        ax=ax,
     )
     return _finish(fig, path)
 
 
 def plot_traversals(
-    model, x=None, dims=None, values=None, condition=None, image_shape=None, path=None
+    model,
+    x=None,
+    dims=None,
+    values=None,
+    condition=None,
+    image_shape=None,
+    title=None,
+    ax=None,
+    path=None,
 ):
     """Latent traversals: one row per latent dimension, that dimension swept, others fixed.
+
+    The default title names the model's KL weight beta (``model.beta``), so traversals of
+    a beta-VAE say which beta they show.
 
     Args:
         model: a trained ``ProbabilisticAutoencoder``.
@@ -453,6 +580,9 @@ def plot_traversals(
         condition: a conditional model's condition, one for the whole plot (one row or an
             integer label).
         image_shape: shape of one image, to draw flat data as images.
+        title: the figure's title; None says where the traversal starts and, for a model
+            with a prior, its beta.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
@@ -487,12 +617,19 @@ def plot_traversals(
     for i, dim in enumerate(dims):
         codes[i * len(values) : (i + 1) * len(values), dim] = values
     images = _as_images(_decoder_means(model, codes, condition), "decoded", image_shape)
+    if title is None:
+        start = "the prior's centre" if x is None else "the code of x"
+        title = f"latent traversals from {start}"
+        if getattr(model, "prior", None) is not None:
+            title += f", beta = {model.beta:g}"
     fig = _grid(
         images,
         len(dims),
         len(values),
         row_labels=[f"z{dim + 1}" for dim in dims],
         col_labels=[f"{v:+.1f}" for v in values],
+        title=title,
+        ax=ax,
     )
     return _finish(fig, path)
 
@@ -512,7 +649,7 @@ _SCHEDULES = ("beta", "learning_rate", "lr")  # drawn last: settings, not result
 _FIRST = ("loss", "elbo", "reconstruction", "kl")  # in this order, before other series
 
 
-def plot_history(history, path=None, ncols=4):
+def plot_history(history, path=None, ncols=4, ax=None):
     """Training curves: one panel per logged series, per epoch (validation dashed).
 
     Draws what ``fit`` logged and nothing else: the loss, then the terms of the objective
@@ -528,6 +665,7 @@ def plot_history(history, path=None, ncols=4):
             ``.history`` dict.
         path: where to save a PNG, or None.
         ncols: panels per row.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
 
     Returns:
         The figure.
@@ -545,8 +683,9 @@ def plot_history(history, path=None, ncols=4):
     panels += [k for k in names if k in _SCHEDULES]
     ncols = min(check_positive_int(ncols, "ncols"), len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = _new_figure(3.6 * ncols, 3.0 * nrows)
-    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    size = (3.6 * ncols, 3.0 * nrows)
+    fig, axes = _panels(ax, nrows, ncols, size, wgap=0.12, hgap=0.25 / nrows, top=0.08 / nrows)
+    axes = axes.reshape(-1)
     for ax in axes[len(panels) :]:
         ax.axis("off")
     for ax, key in zip(axes, panels):
@@ -570,68 +709,123 @@ def plot_history(history, path=None, ncols=4):
 
 
 # ---------------------------------------------------------------------- anomalies
-def plot_anomaly_scores(
-    scores_normal, scores_anomalous, bins=50, labels=("normal", "anomalous"), path=None
-):
-    """Histograms of anomaly scores (normal against anomalous) and the ROC curve.
+SCORE_LABEL = "anomaly score (higher = more anomalous)"
 
-    Higher scores must mean "more anomalous". The AUROC (``sklearn.metrics``) is in the
-    ROC panel's title.
+
+def plot_anomaly_scores(
+    scores_normal,
+    scores_anomalous,
+    bins=50,
+    labels=("normal", "anomalous"),
+    title=None,
+    score_label=SCORE_LABEL,
+    ax=None,
+    path=None,
+):
+    """Histograms of anomaly scores (normal against anomalous), the ROC curve and the
+    precision-recall curve.
+
+    Higher scores must mean "more anomalous" (for example ``probae.anomaly_scores``,
+    minus log p(x)); the anomalous group is the positive class. The curves are
+    scikit-learn's ``RocCurveDisplay`` and ``PrecisionRecallDisplay`` (with the chance
+    level), the AUROC and the average precision are in their panels' titles.
 
     Args:
         scores_normal: scores of normal examples (1-D).
         scores_anomalous: scores of anomalous examples (1-D).
         bins: histogram bins.
         labels: legend names of the two groups.
+        title: the figure's title: say which score it is (for example "raw -log p(x)"
+            against "likelihood ratio"), or None for none.
+        score_label: the score axis' label: what the score is, its unit and its sign
+            convention.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
         The figure.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import (
+        PrecisionRecallDisplay,
+        RocCurveDisplay,
+        average_precision_score,
+        roc_auc_score,
+    )
 
     if isinstance(labels, str) or len(labels) != 2:
         raise ValueError(
             f"labels must be two names (normal, anomalous). Received: labels={labels!r}"
         )
+    if not isinstance(score_label, str):
+        raise TypeError(f"score_label must be a string. Received: score_label={score_label!r}")
     normal = np.asarray(scores_normal, np.float64).reshape(-1)
     anomalous = np.asarray(scores_anomalous, np.float64).reshape(-1)
     for name, s in (("scores_normal", normal), ("scores_anomalous", anomalous)):
         if s.size == 0 or not np.all(np.isfinite(s)):
             raise ValueError(f"{name} must be a non-empty array of finite numbers.")
+    bins = check_positive_int(bins, "bins")
     y = np.concatenate([np.zeros(len(normal)), np.ones(len(anomalous))])
     s = np.concatenate([normal, anomalous])
-    fpr, tpr, _ = roc_curve(y, s)
     auroc = roc_auc_score(y, s)
-    fig = _new_figure(9.0, 3.6)
-    ax_hist, ax_roc = fig.subplots(1, 2)
-    edges = np.histogram_bin_edges(s, bins=check_positive_int(bins, "bins"))
+    precision = average_precision_score(y, s)
+    size = (13.0, 4.2 if title else 3.9)
+    fig, axes = _panels(ax, 1, 3, size, wgap=0.12, title=title, top=0.08)
+    ax_hist, ax_roc, ax_pr = axes[0]
+    edges = np.histogram_bin_edges(s, bins=bins)
     for values, name in ((normal, labels[0]), (anomalous, labels[1])):
         ax_hist.hist(values, bins=edges, alpha=0.6, density=True, label=f"{name} (n={len(values)})")
-    ax_hist.set_xlabel("anomaly score")
+    ax_hist.set_xlabel(score_label)
     ax_hist.set_ylabel("density")
-    ax_hist.legend()
-    ax_roc.plot(fpr, tpr, lw=2)
-    ax_roc.plot([0, 1], [0, 1], ls="--", color="grey")
-    ax_roc.set_xlabel("false positive rate")
-    ax_roc.set_ylabel("true positive rate")
+    ax_hist.legend(fontsize=8)
+    RocCurveDisplay.from_predictions(
+        y, s, ax=ax_roc, name=labels[1], plot_chance_level=True, pos_label=1
+    )
     ax_roc.set_title(f"ROC, AUROC = {auroc:.3f}")
-    ax_roc.set_aspect("equal")
+    ax_roc.legend(fontsize=8, loc="lower right")
+    PrecisionRecallDisplay.from_predictions(
+        y, s, ax=ax_pr, name=labels[1], plot_chance_level=True, pos_label=1
+    )
+    ax_pr.set_title(f"precision-recall, AP = {precision:.3f}")
+    ax_pr.legend(fontsize=8, loc="upper right")
     return _finish(fig, path)
 
 
-def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
-    """Inputs (top row) beside per-pixel anomaly scores (bottom row, a heat map; for
-    signals, the scores drawn as a line under each input).
+def plot_anomaly_map(
+    x,
+    pixel_scores,
+    n=6,
+    image_shape=None,
+    scores=None,
+    pixel_label="per-pixel score (higher = more anomalous)",
+    title=None,
+    ax=None,
+    path=None,
+):
+    """Inputs (top row) above their per-pixel anomaly scores (bottom row, a heat map on
+    one colour scale for all columns; for signals, the scores drawn as a line under each
+    input).
 
     Per-pixel scores are any array of the inputs' shape, for example minus the decoder's
-    per-pixel log-likelihood ``-model.decode(z).distribution.log_prob(x)``.
+    per-pixel log-likelihood, ``probae.anomaly_scores(model, x, method="reconstruction",
+    per_feature=True)``.
+
+    With ``scores`` (one anomaly score per input, higher = more anomalous) the figure
+    shows the ceil(n / 2) most normal inputs on the left and the floor(n / 2) most
+    anomalous on the right, in order of score, each column titled with its rank ("normal
+    #1" is the most normal, "anomalous #1" the most anomalous) and its score; without,
+    the first n inputs.
 
     Args:
         x: the inputs.
         pixel_scores: per-pixel scores, same shape as ``x``.
         n: number of inputs shown.
         image_shape: shape of one image, to draw flat data as images.
+        scores: optional per-input anomaly scores (``[len(x)]``, higher = more anomalous)
+            choosing the most normal and the most anomalous inputs.
+        pixel_label: the label of the per-pixel scores: what they are and their sign
+            convention.
+        title: the figure's title; None says what the columns are.
+        ax: a Matplotlib ``Axes`` whose area the panels fill, or None for a new figure.
         path: where to save a PNG, or None.
 
     Returns:
@@ -639,34 +833,74 @@ def plot_anomaly_map(x, pixel_scores, n=6, image_shape=None, path=None):
     """
     n = check_positive_int(n, "n")
     x = _as_images(x, "x", image_shape)
-    scores = _as_images(pixel_scores, "pixel_scores", image_shape)
-    if scores.shape != x.shape:
+    pixels = _as_images(pixel_scores, "pixel_scores", image_shape)
+    if pixels.shape != x.shape:
         raise ValueError(
-            f"pixel_scores must have the shape of x {x.shape}. Received: {scores.shape}"
+            f"pixel_scores must have the shape of x {x.shape}. Received: {pixels.shape}"
         )
-    if scores.ndim == 4:
-        scores = scores.mean(axis=-1)
+    if pixels.ndim == 4:
+        pixels = pixels.mean(axis=-1)
     n = min(n, len(x))
-    fig = _new_figure(1.3 * n + 1.2, 2.9)
-    axes = fig.subplots(2, n, squeeze=False)
-    vmax = float(np.max(scores[:n])) or 1.0
-    vmin = min(0.0, float(np.min(scores[:n])))
-    xmin, xmax = _value_range(x[:n])
+    if scores is None:
+        shown = np.arange(n)
+        col_labels = None
+        default_title = "inputs and their per-pixel anomaly scores"
+    else:
+        scores = np.asarray(scores, np.float64)
+        if scores.shape != (len(x),) or not np.all(np.isfinite(scores)):
+            raise ValueError(
+                f"scores must hold one finite score per input ({len(x)},). "
+                f"Received: shape {scores.shape}"
+            )
+        order = np.argsort(scores, kind="stable")
+        n_normal = (n + 1) // 2
+        shown = np.concatenate([order[:n_normal], order[len(x) - (n - n_normal) :]])
+        col_labels = [f"normal #{k + 1}" for k in range(n_normal)]
+        col_labels += [f"anomalous #{n - n_normal - k}" for k in range(n - n_normal)]
+        col_labels = [f"{c}\nscore {scores[i]:.1f}" for c, i in zip(col_labels, shown)]
+        default_title = (
+            f"the {n_normal} most normal (left) and {n - n_normal} most anomalous (right) "
+            f"of {len(x)} inputs"
+        )
+    x, pixels = x[shown], pixels[shown]
+    title = default_title if title is None else title
+    size = (1.3 * n + 1.6, 3.8 + (0.3 if title else 0.0))
+    fig, axes = _panels(
+        ax,
+        2,
+        n,
+        size,
+        hgap=0.06,
+        title=title,
+        reserve=0.1 if x.ndim == 3 else 0.0,
+        top=0.12 if col_labels else 0.0,
+    )
+    vmax = float(np.max(pixels)) or 1.0
+    vmin = min(0.0, float(np.min(pixels)))
+    xmin, xmax = _value_range(x)
     for j in range(n):
         _show(axes[0, j], x[j], xmin, xmax)
-        if scores.ndim == 2:  # signals
-            _show(axes[1, j], scores[j], vmin, vmax, color="C3")
+        if col_labels:
+            axes[0, j].set_title(col_labels[j], fontsize=8)
+        if pixels.ndim == 2:  # signals
+            _show(axes[1, j], pixels[j], vmin, vmax, color="C3")
             axes[1, j].fill_between(
-                np.arange(scores.shape[1]), vmin, scores[j], color="C3", alpha=0.3
+                np.arange(pixels.shape[1]), vmin, pixels[j], color="C3", alpha=0.3
             )
             continue
-        heat = axes[1, j].imshow(scores[j], cmap="inferno", vmin=vmin, vmax=vmax)
+        heat = axes[1, j].imshow(pixels[j], cmap="inferno", vmin=vmin, vmax=vmax)
         axes[1, j].set_xticks([])
         axes[1, j].set_yticks([])
     axes[0, 0].set_ylabel("input")
     axes[1, 0].set_ylabel("score")
-    if scores.ndim == 3:
-        fig.colorbar(heat, ax=axes[1, :].tolist(), shrink=0.9, label="per-pixel score")
+    if pixels.ndim == 3:
+        if ax is None:
+            bar = fig.colorbar(heat, ax=axes[1, :].tolist())
+        else:  # beside the bottom row of the given area
+            bar = fig.colorbar(heat, cax=ax.inset_axes([0.93, 0.0, 0.02, 0.48]))
+        bar.set_label(textwrap.fill(pixel_label, 26), fontsize=8)
+    elif pixel_label:
+        axes[1, 0].set_ylabel(pixel_label, fontsize=7)
     return _finish(fig, path)
 
 
@@ -739,7 +973,7 @@ def plot_feature_contributions(
         fig = _new_figure(max(5.5, 1.0 + 0.9 * len(columns)), 1.2 + 0.55 * len(order))
         ax = fig.add_subplot(1, 1, 1)
     else:
-        fig = ax.figure
+        fig = _figure_of(ax)
     finite = cells[np.isfinite(cells)]
     bound = float(np.max(np.abs(finite))) if finite.size else 1.0
     image = ax.imshow(
@@ -763,6 +997,9 @@ def plot_feature_contributions(
     ax.set_xticklabels([str(names[j])[:18] for j in columns], rotation=40, ha="right", fontsize=8)
     ax.set_yticks(np.arange(len(order)))
     ax.set_yticklabels([f"{labels[r]} (score {scores[r]:.1f})" for r in order], fontsize=8)
-    ax.set_title("per-feature contributions of the most anomalous rows (nats)", fontsize=9)
-    fig.colorbar(image, ax=ax, label="minus log p(feature | code)")
+    ax.set_title(
+        "per-feature contributions of the most anomalous rows, one colour scale for all rows",
+        fontsize=9,
+    )
+    fig.colorbar(image, ax=ax, label="-log p(feature | code), nats (higher = more anomalous)")
     return _finish(fig, path)

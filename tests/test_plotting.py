@@ -384,3 +384,207 @@ def test_plots_of_a_conditional_model_take_its_condition(conditional, tmp_path):
     )
     with pytest.raises(ValueError, match="condition"):
         plotting.plot_samples(model, n=4)
+
+
+# ------------------------------------------------------ ax= and what figures say
+def _two_panel_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 7))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 3])
+    left.plot([0, 1], [0, 1])
+    return fig, left, right
+
+
+def _drawn_inside(ax):
+    """``ax`` itself when drawn on, else the inset panels that fill it."""
+    return ax.child_axes or [ax]
+
+
+def _model_calls(model, xt, yt):
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=len(xt))
+    return {
+        "plot_images": lambda ax: plotting.plot_images(xt[:6], ncols=3, ax=ax),
+        "plot_reconstructions": lambda ax: plotting.plot_reconstructions(
+            xt[:4], model.reconstruct(xt[:4]), ax=ax
+        ),
+        "plot_samples": lambda ax: plotting.plot_samples(model, n=4, ncols=4, ax=ax),
+        "plot_latent_scatter": lambda ax: plotting.plot_latent_scatter(model, xt, yt, ax=ax),
+        "plot_manifold": lambda ax: plotting.plot_manifold(model, n=4, ax=ax),
+        "plot_interpolation": lambda ax: plotting.plot_interpolation(
+            model, xt[0], xt[1], steps=3, ax=ax
+        ),
+        "plot_traversals": lambda ax: plotting.plot_traversals(
+            model, xt[0], values=[-1.0, 1.0], ax=ax
+        ),
+        "plot_history": lambda ax: plotting.plot_history({"loss": [3.0, 2.0], "kl": [1, 2]}, ax=ax),
+        "plot_anomaly_scores": lambda ax: plotting.plot_anomaly_scores(
+            scores[:100], scores[100:] + 1, ax=ax
+        ),
+        "plot_anomaly_map": lambda ax: plotting.plot_anomaly_map(
+            xt[:10], np.abs(xt[:10] - 0.5), n=4, scores=scores[:10], ax=ax
+        ),
+        "plot_feature_contributions": lambda ax: plotting.plot_feature_contributions(
+            rng.normal(size=(8, 5)), scores[:8], n=3, ax=ax
+        ),
+    }
+
+
+def test_every_plotting_function_takes_ax(trained, tmp_path):
+    """Each public plot draws inside the given Axes of the caller's figure, returns that
+    figure, and leaves the figure's other Axes alone."""
+    model, _, xt, yt = trained
+    calls = _model_calls(model, xt, yt)
+    drawing = [n for n in plotting.__all__ if n.startswith("plot_")]
+    assert sorted(calls) == sorted(drawing)  # a new plot function must be added here
+    for name, call in calls.items():
+        fig, left, right = _two_panel_figure()
+        out = call(right)
+        assert out is fig, name
+        assert len(left.lines) == 1 and not left.images and not left.collections, name
+        drawn = _drawn_inside(right)
+        assert any(a.images or a.lines or a.collections or a.patches for a in drawn), name
+        # Panels stay inside the area of the Axes they were given.
+        fig.canvas.draw()
+        box = right.get_position()
+        for a in drawn:
+            p = a.get_position()
+            assert p.x0 >= box.x0 - 1e-6 and p.x1 <= box.x1 + 1e-6, name
+            assert p.y0 >= box.y0 - 1e-6 and p.y1 <= box.y1 + 1e-6, name
+        path = _png(tmp_path, f"ax_{name}.png")
+        fig.savefig(path)
+        _check_png(path, fig)
+
+
+def test_ax_must_be_an_axes(trained):
+    model, _, xt, _ = trained
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plotting.plot_images(xt[:4], ax="left")
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plotting.plot_manifold(model, n=3, ax=np.zeros(2))
+
+
+def test_roc_and_precision_recall_are_scikit_learns_displays(tmp_path):
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
+
+    rng = np.random.default_rng(1)
+    normal, anomalous = rng.normal(0, 1, 300), rng.normal(1.5, 1, 100)
+    path = _png(tmp_path, "anomaly_scores_titled.png")
+    fig = plotting.plot_anomaly_scores(normal, anomalous, title="raw -log p(x)", path=path)
+    _check_png(path, fig)
+    assert fig.get_suptitle() == "raw -log p(x)"
+    hist, roc, pr = fig.get_axes()[:3]
+    y = np.r_[np.zeros(300), np.ones(100)]
+    s = np.r_[normal, anomalous]
+    fpr, tpr, _ = roc_curve(y, s)
+    np.testing.assert_allclose(roc.lines[0].get_xdata(), fpr)
+    np.testing.assert_allclose(roc.lines[0].get_ydata(), tpr)
+    assert roc.get_xlabel().startswith("False Positive Rate")  # RocCurveDisplay's label
+    precision, recall, _ = precision_recall_curve(y, s)
+    np.testing.assert_allclose(pr.lines[0].get_xdata(), recall)
+    np.testing.assert_allclose(pr.lines[0].get_ydata(), precision)
+    ap = float(pr.get_title().split("=")[1])
+    assert ap == pytest.approx(average_precision_score(y, s), abs=5e-4)
+    # Chance levels: the diagonal, and the share of anomalies.
+    np.testing.assert_allclose(pr.lines[1].get_ydata(), [0.25, 0.25])
+    # The score axis states the sign convention; a caller can say what the score is.
+    assert hist.get_xlabel() == "anomaly score (higher = more anomalous)"
+    fig = plotting.plot_anomaly_scores(normal, anomalous, score_label="-log p(x), nats")
+    assert fig.get_axes()[0].get_xlabel() == "-log p(x), nats"
+
+
+def test_traversal_titles_show_beta(tmp_path):
+    beta_vae = probae.BetaVAE((8, 8, 1), 2, beta=4.0, architecture="mlp", hidden_units=(8,))
+    path = _png(tmp_path, "traversals_beta4.png")
+    fig = plotting.plot_traversals(beta_vae, values=[-1.0, 0.0, 1.0], path=path)
+    _check_png(path, fig)
+    assert fig.get_suptitle() == "latent traversals from the prior's centre, beta = 4"
+    vae = probae.VAE((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
+    assert plotting.plot_traversals(vae).get_suptitle().endswith("beta = 1")
+    ae = probae.Autoencoder((8, 8, 1), 2, architecture="mlp", hidden_units=(8,))
+    assert "beta" not in plotting.plot_traversals(ae).get_suptitle()  # no KL term
+
+
+def test_anomaly_map_names_the_most_normal_and_most_anomalous(trained, tmp_path):
+    model, _, xt, _ = trained
+    scores = probae.anomaly_scores(model, xt[:40], method="reconstruction", verbose=0)
+    pixels = probae.anomaly_scores(
+        model, xt[:40], method="reconstruction", per_feature=True, verbose=0
+    )
+    path = _png(tmp_path, "anomaly_map_ranked.png")
+    fig = plotting.plot_anomaly_map(xt[:40], pixels, n=5, scores=scores, path=path)
+    _check_png(path, fig)
+    order = np.argsort(scores)
+    shown = [*order[:3], *order[-2:]]
+    top = fig.get_axes()[:5]
+    titles = [a.get_title() for a in top]
+    assert [t.split("\n")[0] for t in titles] == [
+        "normal #1",
+        "normal #2",
+        "normal #3",
+        "anomalous #2",
+        "anomalous #1",
+    ]
+    for ax, i, title in zip(top, shown, titles):
+        np.testing.assert_allclose(ax.images[0].get_array(), xt[i, ..., 0])
+        assert title.endswith(f"score {scores[i]:.1f}")
+    assert (
+        fig.get_suptitle() == "the 3 most normal (left) and 2 most anomalous (right) of 40 inputs"
+    )
+    # The heat maps share one colour scale, whose label states the sign convention.
+    heats = [a.images[0] for a in fig.get_axes()[5:10]]
+    assert len({(h.norm.vmin, h.norm.vmax) for h in heats}) == 1
+    label = fig.get_axes()[-1].get_ylabel()
+    assert " ".join(label.split()) == "per-pixel score (higher = more anomalous)"
+    with pytest.raises(ValueError, match="scores must hold one finite score per input"):
+        plotting.plot_anomaly_map(xt[:4], pixels[:4], scores=scores[:3])
+
+
+def test_latent_scatter_colour_bar_ticks_sit_on_the_colours(trained, tmp_path):
+    model, _, xt, yt = trained
+    labels = np.where(yt % 2 == 0, yt, yt + 10)  # labels 0, 2, ..., 11, 13, ...: not 0..9
+    path = _png(tmp_path, "latent_ticks.png")
+    fig = plotting.plot_latent_scatter(model, xt, labels, path=path)
+    _check_png(path, fig)
+    ax, bar_ax = fig.get_axes()[:2]
+    classes = np.unique(labels)
+    ticks = bar_ax.get_yticks()
+    assert [t.get_text() for t in bar_ax.get_yticklabels()] == [str(c) for c in classes]
+    # Each tick is in the middle of the colour band of its label.
+    points = ax.collections[0]
+    norm, cmap = points.norm, points.cmap
+    bounds = norm.boundaries
+    np.testing.assert_allclose(ticks, (bounds[:-1] + bounds[1:]) / 2)
+    colours = cmap(norm(points.get_array()))
+    for k, c in enumerate(classes):
+        rows = colours[labels == c]
+        np.testing.assert_allclose(rows, np.broadcast_to(cmap(norm(ticks[k])), rows.shape))
+
+
+def test_feature_contributions_share_one_scale_with_the_sign_convention(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(10, 6))
+    values[3, 2] = 25.0  # one strong contribution sets the scale for every row
+    fig = plotting.plot_feature_contributions(values, values.sum(axis=1), n=4)
+    ax, bar = fig.get_axes()[:2]
+    image = ax.images[0]
+    assert (image.norm.vmin, image.norm.vmax) == (-25.0, 25.0)
+    assert "higher = more anomalous" in bar.get_ylabel()
+
+
+def test_default_titles_say_what_is_shown(trained):
+    model, history, xt, _ = trained
+    assert plotting.plot_samples(model, n=4).get_suptitle() == (
+        "samples from the prior: decoder means E[x|z], z ~ p(z)"
+    )
+    assert "draws x ~ p(x|z)" in plotting.plot_samples(model, n=4, mean=False).get_suptitle()
+    assert plotting.plot_manifold(model, n=3).get_axes()[0].get_title() == (
+        "decoder means E[x|z] on a grid of prior quantiles"
+    )
+    fig = plotting.plot_reconstructions(xt[:3], model.reconstruct(xt[:3]))
+    assert fig.get_suptitle() == "inputs and their reconstructions"
+    fig = plotting.plot_interpolation(model, xt[0], xt[1], steps=3)
+    assert "x_start (t=0)" in fig.get_suptitle()
