@@ -7,6 +7,12 @@
 - ``load_model``: ``keras.models.load_model`` in safe mode, with a clear error for a
   missing, truncated, tampered or non-probae file, or one whose weights are NaN or
   infinite (``InvalidModelFileError``). ``atomic_save`` refuses to write such weights.
+- Paths: every scheme Keras' saving supports. A URL (``gs://``, ``s3://``, ``ram://``,
+  any scheme TensorFlow's file systems know: ``is_remote_path``) is written through a
+  local temporary file copied with ``tf.io.gfile`` and read from a local copy
+  (``local_copy``), so the checks above apply; ``hf://`` (the Hugging Face Hub) goes to
+  Keras itself, and the loaded model's class and weights are checked. The atomic rename
+  applies to local paths only: other file systems have no such rename.
 """
 
 import errno
@@ -14,22 +20,70 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import keras
 import numpy as np
 
 __all__ = [
     "InvalidModelFileError",
+    "is_remote_path",
+    "local_copy",
     "replace_atomically",
     "atomic_save",
     "load_model",
     "nonfinite_weights",
 ]
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
 
 class InvalidModelFileError(ValueError):
     """Raised by ``load_model`` for a file that is not a loadable, safe probae model."""
+
+
+def is_remote_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a URL (``scheme://...``: ``gs://``, ``ram://``, ``hf://``)
+    rather than a local file path."""
+    return bool(_URL.match(os.fspath(path))) if isinstance(path, (str, os.PathLike)) else False
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+@contextmanager
+def local_copy(path: str | os.PathLike) -> Iterator[str]:
+    """A context giving a local file path for ``path``: itself when it is local, else a
+    copy (through ``tf.io.gfile``) in a temporary directory removed on exit.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+    """
+    path = os.fspath(path)
+    if not is_remote_path(path):
+        yield path
+        return
+    gfile = _gfile()
+    if not gfile.exists(path):
+        raise FileNotFoundError(f"path does not exist: no file at path={path!r}")
+    if gfile.isdir(path):
+        yield path  # a directory: the caller reports it
+        return
+    folder = tempfile.mkdtemp(prefix="probae-")
+    try:
+        local = os.path.join(folder, os.path.basename(path.rstrip("/")) or "file")
+        gfile.copy(path, local, overwrite=True)
+        yield local
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _process_alive(pid):
@@ -59,14 +113,27 @@ def _remove_stale_temporaries(directory, root, ext):
                 pass
 
 
-def replace_atomically(write, path):
+def replace_atomically(write: Callable[[str], Any], path: str | os.PathLike) -> None:
     """Calls ``write(tmp)`` for a temporary path beside ``path``, then renames it.
 
     Temporary files that earlier saves to the same place left behind when their process
     was killed are removed first. An ``OSError`` (a missing or read-only directory, a
     full disk) names ``path``, not the temporary file.
+
+    A URL (``is_remote_path``): ``write`` writes a local temporary file, which is then
+    copied to ``path`` with ``tf.io.gfile`` (not atomic: remote file systems have no
+    atomic rename; the copy is made only once the file is complete).
     """
     path = os.fspath(path)
+    if is_remote_path(path):
+        folder = tempfile.mkdtemp(prefix="probae-")
+        try:
+            tmp = os.path.join(folder, os.path.basename(path.rstrip("/")) or "file")
+            write(tmp)
+            _gfile().copy(tmp, path, overwrite=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     directory, base = os.path.split(os.path.abspath(path))
     root, ext = os.path.splitext(base)
     if base.endswith(".weights.h5"):
@@ -102,12 +169,16 @@ def replace_atomically(write, path):
         pass
 
 
-def atomic_save(save, filepath, overwrite=True, **kwargs):
+def atomic_save(
+    save: Callable[..., Any], filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any
+) -> None:
     """Saves through ``save(tmp_path, **kwargs)`` into a temporary file, then renames it.
 
     The temporary file lies in the target's directory (so ``os.replace`` is an atomic
     rename on the same file system) and keeps its extension (``.keras``). A crash or an
-    error while writing leaves the previous file untouched.
+    error while writing leaves the previous file untouched. A URL (``gs://``, ``ram://``)
+    is written locally first and then copied (``replace_atomically``); an ``hf://`` path
+    is passed to ``save`` itself (Keras uploads it to the Hugging Face Hub).
 
     Args:
         save: the function that writes a model file (for example ``keras.Model.save``
@@ -128,12 +199,16 @@ def atomic_save(save, filepath, overwrite=True, **kwargs):
             f"filepath must be a path (str or os.PathLike). Received: filepath={filepath!r}"
         )
     filepath = os.fspath(filepath)
+    if filepath.startswith("hf://"):
+        save(filepath, overwrite=overwrite, **kwargs)
+        return
     if not filepath.endswith(".keras"):
         raise ValueError(
             "filepath must end in .keras (probae saves the Keras 3 format only). "
             f"Received: filepath={filepath!r}"
         )
-    if not overwrite and os.path.exists(filepath):
+    exists = _gfile().exists if is_remote_path(filepath) else os.path.exists
+    if not overwrite and exists(filepath):
         raise FileExistsError(
             f"filepath already exists and overwrite=False. Received: filepath={filepath!r}"
         )
@@ -166,7 +241,7 @@ def _nonfinite_in_h5(handle):
     return found[0] if found else None
 
 
-def nonfinite_weights(path):
+def nonfinite_weights(path: str | os.PathLike) -> str | None:
     """Names the first weight (or optimizer slot) in a ``.keras`` file that is NaN or
     infinite, or returns None when all are finite."""
     import h5py
@@ -239,7 +314,7 @@ def _find_unknown_class(config, where="config"):
     return None
 
 
-def load_model(path, compile=True):
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     """Loads a ``ProbabilisticAutoencoder`` saved with ``model.save(path)``, safely.
 
     ``keras.models.load_model`` with ``safe_mode=True``: no Python code (Lambda layers,
@@ -247,7 +322,10 @@ def load_model(path, compile=True):
     complete ``.keras`` archive and describes a probae model.
 
     Args:
-        path: a ``.keras`` file.
+        path: a ``.keras`` file: a local path, a URL that TensorFlow's file systems read
+            (``gs://``, ``s3://``, ``ram://``: copied to a local temporary file and checked
+            as a local one) or an ``hf://`` Hugging Face Hub repository (loaded by Keras in
+            safe mode; the model's class and weights are checked after loading).
         compile: restore the optimizer and its state (to continue training).
 
     Returns:
@@ -264,13 +342,47 @@ def load_model(path, compile=True):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path (str or os.PathLike). Received: path={path!r}")
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"path does not exist: no saved model at path={path!r}")
-    if os.path.isdir(path):
-        raise InvalidModelFileError(
-            f"path must be a .keras file, not a directory. Received: path={path!r}"
-        )
     prefix = f"path={path!r} is not a loadable probae model"
+    if path.startswith("hf://"):
+        try:
+            model = keras.models.load_model(path, compile=compile, safe_mode=True)
+        except ImportError:
+            raise
+        except Exception as err:
+            raise InvalidModelFileError(
+                f"{prefix}: Keras could not load it in safe mode: {type(err).__name__}: "
+                f"{str(err)[:500]}"
+            ) from err
+        return _checked(model, prefix)
+    try:
+        with local_copy(path) as local:
+            return _load_local(local, prefix, compile)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"path does not exist: no saved model at path={path!r}") from None
+
+
+def _checked(model, prefix):
+    """The loaded model if it is a probae model with finite weights."""
+    model_class = keras.saving.get_registered_object("probae>ProbabilisticAutoencoder")
+    if model_class is None or not isinstance(model, model_class):
+        raise InvalidModelFileError(f"{prefix}: it loaded as a {type(model).__name__}.")
+    for weight in model.weights:
+        if weight.dtype.startswith("float") and not np.all(
+            np.isfinite(keras.ops.convert_to_numpy(weight))
+        ):
+            raise InvalidModelFileError(
+                f"{prefix}: it holds NaN or infinite weights ({weight.path}); a model trained "
+                "into NaN cannot be used. Load an earlier checkpoint."
+            )
+    return model
+
+
+def _load_local(path, prefix, compile):
+    """``load_model`` for a local path; messages start with ``prefix``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    if os.path.isdir(path):
+        raise InvalidModelFileError(f"{prefix}: path must be a .keras file, not a directory.")
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -342,7 +454,4 @@ def load_model(path, compile=True):
             f"{prefix}: Keras could not rebuild it in safe mode: {type(err).__name__}: "
             f"{str(err)[:500]}"
         ) from err
-    model_class = keras.saving.get_registered_object("probae>ProbabilisticAutoencoder")
-    if model_class is None or not isinstance(model, model_class):
-        raise InvalidModelFileError(f"{prefix}: it loaded as a {type(model).__name__}.")
-    return model
+    return _checked(model, prefix)

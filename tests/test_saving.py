@@ -390,3 +390,80 @@ def test_detector_save_is_atomic(detector_file, tmp_path, monkeypatch):
         det.save(target)
     assert target.read_bytes() == path.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["detector.zip"]
+
+
+# ------------------------------------------------- issue 21: every path scheme Keras saves to
+def _ram(name):
+    """A fresh path on TensorFlow's in-memory file system (``ram://``)."""
+    import uuid
+
+    return f"ram://probae-{uuid.uuid4().hex}/{name}"
+
+
+def test_is_remote_path():
+    from probae.saving import is_remote_path
+
+    for url in ("ram://a/m.keras", "gs://bucket/m.keras", "s3://b/m.keras", "hf://user/repo"):
+        assert is_remote_path(url), url
+    for local in ("m.keras", "/tmp/m.keras", "C:/m.keras", "./a://b"):
+        assert not is_remote_path(local), local
+
+
+def test_model_saves_to_and_loads_from_a_url(saved):
+    import io
+
+    import tensorflow as tf
+
+    model, path, x = saved
+    url = _ram("model.keras")
+    model.save(url)
+    assert tf.io.gfile.exists(url)
+    with tf.io.gfile.GFile(url, "rb") as f:
+        assert zipfile.ZipFile(io.BytesIO(f.read())).testzip() is None
+    loaded = probae.load_model(url)
+    for got, want in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(loaded.elbo(x, seed=1), model.elbo(x, seed=1), rtol=1e-6)
+    # keras.saving.load_model reads the same URL (the file is a plain Keras archive).
+    assert isinstance(keras.saving.load_model(url), probae.ProbabilisticAutoencoder)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(url, overwrite=False)
+
+
+def test_url_checks_are_those_of_local_files(saved, tmp_path):
+    import tensorflow as tf
+
+    model, path, _ = saved
+    missing = _ram("none.keras")
+    with pytest.raises(FileNotFoundError, match="no saved model at path='ram://"):
+        probae.load_model(missing)
+    # A NaN-weight file copied to a URL is refused, naming the URL.
+    url = _ram("nan.keras")
+    tf.io.gfile.copy(str(_with_nan_weight(model, tmp_path)), url)
+    with pytest.raises(probae.InvalidModelFileError, match=r"path='ram://.*NaN or infinite"):
+        probae.load_model(url)
+    # A model with NaN weights is not written to a URL either.
+    broken = probae.load_model(path)
+    broken.weights[0].assign(np.full(broken.weights[0].shape, np.nan, "float32"))
+    target = _ram("broken.keras")
+    with pytest.raises(ValueError, match=r"filepath='ram://.*NaN or infinite"):
+        broken.save(target)
+    assert not tf.io.gfile.exists(target)
+    # Truncated archives at a URL get the local message.
+    with open(path, "rb") as f:
+        head = f.read(100)
+    cut = _ram("cut.keras")
+    with tf.io.gfile.GFile(cut, "wb") as f:
+        f.write(head)
+    with pytest.raises(probae.InvalidModelFileError, match="path='ram://.*not a complete"):
+        probae.load_model(cut)
+
+
+def test_detector_saves_to_and_loads_from_a_url(detector_file):
+    det, _, X = detector_file
+    url = _ram("detector.zip")
+    det.save(url)
+    loaded = probae.AnomalyDetector.load(url)
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+    with pytest.raises(FileNotFoundError):
+        probae.AnomalyDetector.load(_ram("none.zip"))
