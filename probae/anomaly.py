@@ -16,6 +16,7 @@ independent draws would.
 
 import math
 import zlib
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -80,17 +81,17 @@ def default_method(model):
 
 
 def anomaly_scores(
-    model,
-    x,
-    method=None,
-    seed=None,
-    num_samples=None,
-    per_feature=False,
-    background=None,
-    condition=None,
-    batch_size=256,
-    verbose="auto",
-):
+    model: Any,
+    x: Any,
+    method: str | None = None,
+    seed: int | None = None,
+    num_samples: int | None = None,
+    per_feature: bool = False,
+    background: Any = None,
+    condition: Any = None,
+    batch_size: int = 256,
+    verbose: int | str = "auto",
+) -> np.ndarray:
     """Anomaly scores of a trained model: higher means more anomalous, one per example.
 
     Methods (all in nats, all minus a log-probability):
@@ -220,7 +221,9 @@ def anomaly_scores(
             )
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        kwargs = dict(seed=seed, num_samples=num_samples, batch_size=batch_size, verbose=verbose)
+        kwargs: dict[str, Any] = dict(
+            seed=seed, num_samples=num_samples, batch_size=batch_size, verbose=verbose
+        )
         return anomaly_scores(model, x, "log_likelihood", condition=condition, **kwargs) - (
             anomaly_scores(background, x, "log_likelihood", condition=condition, **kwargs)
         )

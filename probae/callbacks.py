@@ -192,7 +192,8 @@ def _float_variables(model):
     return out
 
 
-_CHECKS = weakref.WeakKeyDictionary()  # model -> (variable ids, compiled check)
+# model -> (variable ids, compiled check)
+_CHECKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _finite_check(model):

@@ -15,6 +15,7 @@ import numbers
 import os
 import tempfile
 import zipfile
+from typing import Any
 
 import keras
 import numpy as np
@@ -550,7 +551,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             train(kept, epochs - first, min(batch, len(kept)))
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> "AnomalyDetector":
         """Trains the model on X (labels are ignored) and sets ``offset_``.
 
         Args:
@@ -679,8 +680,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return scores + np.isnan(Z).astype(np.float64) @ np.asarray(entry_log_prob, np.float64)
 
     def anomaly_scores(
-        self, X, method=None, seed=None, num_samples=None, per_feature=False, **kwargs
-    ):
+        self,
+        X: Any,
+        method: str | None = None,
+        seed: int | None = None,
+        num_samples: int | None = None,
+        per_feature: bool = False,
+        **kwargs: Any,
+    ) -> np.ndarray:
         """``probae.anomaly_scores`` of raw X under the detector's preprocessing and model.
 
         X is preprocessed exactly as in ``fit`` (column types, standardisation,
@@ -718,7 +725,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         ).astype(np.float64)
         return -self._calibrated(Z, -s) if own else s
 
-    def score_samples(self, X):
+    def score_samples(self, X: Any) -> np.ndarray:
         """Log-likelihood-type score per example: higher means more normal.
 
         Minus ``probae.anomaly_scores(model_, preprocessed X, method_)``, plus the
@@ -727,12 +734,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         Z = self._prepare(X)
         return self._calibrated(Z, self._score(Z))
 
-    def decision_function(self, X):
+    def decision_function(self, X: Any) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for outliers (scikit-learn's sign;
         PyOD's decision_function is ``probae.anomaly_scores(detector, X)``)."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """+1 for inliers, -1 for outliers (``decision_function(X) < 0``)."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
@@ -753,7 +760,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         full[:, ~self.constant_columns_] = per
         return full
 
-    def score_features(self, X):
+    def score_features(self, X: Any) -> Any:  # an array, or a DataFrame for a DataFrame X
         """Per-feature anomaly contributions (higher = more anomalous).
 
         Minus log p of each preprocessed column given the code, from
@@ -829,7 +836,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """PyOD: 1 for the training rows ``predict`` flags (decision_scores_ > threshold_)."""
         return (self.decision_scores_ > self.threshold_).astype(int)
 
-    def predict_proba(self, X, method="linear"):
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
         """PyOD's outlier probability: ``[n, 2]``, columns P(inlier), P(outlier).
 
         "linear": the anomaly score min-max scaled by the training scores
@@ -876,7 +883,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 fitted[key] = value.tolist() if isinstance(value, np.ndarray) else value
         return params, model_param, fitted
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Saves the detector to one zip file, without pickle, atomically.
 
         The file holds ``params.json`` (the constructor parameters and fitted scalars and
@@ -930,7 +937,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         saving.replace_atomically(write, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike) -> "AnomalyDetector":
         """Loads a detector written by ``save``; it scores exactly as the saved one.
 
         The models are read by ``probae.load_model`` (Keras' safe mode: no code in the

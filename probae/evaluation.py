@@ -13,6 +13,7 @@ identical estimates.
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -75,15 +76,15 @@ def _code_matrix(code):
 
 
 def evaluate_likelihood(
-    model,
-    x,
-    condition=None,
-    num_samples=5000,
-    batch_size=None,
-    seed=0,
-    verbose="auto",
-    active_threshold=ACTIVE_UNIT_THRESHOLD,
-):
+    model: ProbabilisticAutoencoder,
+    x: Any,
+    condition: Any = None,
+    num_samples: int = 5000,
+    batch_size: int | None = None,
+    seed: int | None = 0,
+    verbose: int | str = "auto",
+    active_threshold: float = ACTIVE_UNIT_THRESHOLD,
+) -> dict[str, Any]:
     """Estimates log p(x) on a data set, with its uncertainty and the ELBO's parts.
 
     For each example, log p(x) ~= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x) with

@@ -9,9 +9,13 @@ input checks in ``inputs``, the step-grouping policy in ``execution`` and file h
 in ``saving``.
 """
 
+import os
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from probae import callbacks as callbacks_lib
 from probae import estimators, execution, inputs, objectives, posteriors, priors, saving
@@ -571,7 +575,15 @@ class ProbabilisticAutoencoder(keras.Model):
             return None
         return -(-len(first) // (kwargs.get("batch_size") or 32))
 
-    def fit(self, x=None, y=None, *args, validation_data=None, stop_on_nan=True, **kwargs):
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *args: Any,
+        validation_data: Any = None,
+        stop_on_nan: bool = True,
+        **kwargs: Any,
+    ) -> keras.callbacks.History:
         """Trains the model (``keras.Model.fit``), validating array inputs first.
 
         ``x`` may be an array, ``(x, condition)`` for conditional models, or a
@@ -617,7 +629,7 @@ class ProbabilisticAutoencoder(keras.Model):
                 raise
             raise ValueError(message) from None
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
+    def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
         """Evaluates the loss and the objective's terms (``keras.Model.evaluate``); x, y
         and ``sample_weight`` as in ``fit``."""
         inputs.check_loop_options(kwargs)
@@ -636,7 +648,14 @@ class ProbabilisticAutoencoder(keras.Model):
                 raise
             raise ValueError(message) from None
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        steps: int | None = None,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+    ) -> Any:
         """The decoder's mean at the posterior's point estimate, per example (Keras'
         ``predict``; the same as ``reconstruct``), with x validated first: an array,
         ``(x, condition)`` for conditional models, or a ``tf.data.Dataset`` checked as it
@@ -659,7 +678,7 @@ class ProbabilisticAutoencoder(keras.Model):
                 raise
             raise ValueError(message) from None
 
-    def feature_extractor(self, output="mean", seed=None):
+    def feature_extractor(self, output: str = "mean", seed: int | None = None) -> keras.Layer:
         """The encoder as a tensor-to-tensor Keras layer (``probae.CodeLayer``) for
         functional and Sequential models: x -> the posterior's point estimate
         (``output="mean"``) or a reparameterised draw (``output="sample"``). It shares the
@@ -668,7 +687,9 @@ class ProbabilisticAutoencoder(keras.Model):
 
         return CodeLayer(self.encoder, output=output, seed=seed)
 
-    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+    def export(
+        self, filepath: str, format: str = "tf_saved_model", verbose: bool = True, **kwargs: Any
+    ) -> None:
         """Writes a TensorFlow SavedModel that serves tensors, loadable without probae.
 
         Endpoints (each takes a float32 batch ``x`` ``[n, *event_shape]``, plus
@@ -718,7 +739,13 @@ class ProbabilisticAutoencoder(keras.Model):
         archive.write_out(filepath, verbose=verbose)
 
     # ------------------------------------------------------------------ user methods
-    def encode(self, x, condition=None, batch_size=256, verbose="auto"):
+    def encode(
+        self,
+        x: Any,
+        condition: ArrayLike | None = None,
+        batch_size: int = 256,
+        verbose: int | str = "auto",
+    ) -> Any:
         """Returns the posterior q(z|x), a distribution with batch shape ``[n]``.
 
         Args:
@@ -754,7 +781,7 @@ class ProbabilisticAutoencoder(keras.Model):
                 "or encode batch by batch."
             ) from None
 
-    def decode(self, z, condition=None):
+    def decode(self, z: Any, condition: ArrayLike | None = None) -> Any:
         """Returns the likelihood p(x|z), a distribution with batch shape ``[len(z)]``.
 
         ``z`` is a code array ``[n, *code_shape]`` (a dict of arrays for a structured
@@ -785,8 +812,14 @@ class ProbabilisticAutoencoder(keras.Model):
             )
 
     def reconstruct(
-        self, x, condition=None, batch_size=256, sample=False, seed=None, verbose="auto"
-    ):
+        self,
+        x: Any,
+        condition: ArrayLike | None = None,
+        batch_size: int = 256,
+        sample: bool = False,
+        seed: int | None = None,
+        verbose: int | str = "auto",
+    ) -> np.ndarray:
         """Reconstructs x: the decoder's mean at the posterior's point estimate (by default).
 
         Args:
@@ -820,7 +853,14 @@ class ProbabilisticAutoencoder(keras.Model):
             raise ValueError("x must hold at least one example. Received: no batches")
         return np.concatenate(parts)
 
-    def sample(self, n, seed=None, condition=None, mean=False, temperature=1.0):
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        condition: ArrayLike | None = None,
+        mean: bool = False,
+        temperature: float = 1.0,
+    ) -> np.ndarray:
         """Generates n examples: z ~ p(z), then x ~ p(x|z) (or its mean).
 
         Args:
@@ -876,14 +916,14 @@ class ProbabilisticAutoencoder(keras.Model):
 
     def elbo(
         self,
-        x,
-        condition=None,
-        num_samples=1,
-        seed=None,
-        batch_size=256,
-        return_terms=False,
-        verbose="auto",
-    ):
+        x: Any,
+        condition: ArrayLike | None = None,
+        num_samples: int = 1,
+        seed: int | None = None,
+        batch_size: int = 256,
+        return_terms: bool = False,
+        verbose: int | str = "auto",
+    ) -> np.ndarray | dict[str, np.ndarray]:
         """The ELBO per example (beta = 1), in nats (``probae.estimators.estimate``).
 
         Args:
@@ -913,14 +953,14 @@ class ProbabilisticAutoencoder(keras.Model):
 
     def log_likelihood(
         self,
-        x,
-        condition=None,
-        num_samples=1000,
-        seed=None,
-        batch_size=None,
-        verbose="auto",
-        return_terms=False,
-    ):
+        x: Any,
+        condition: ArrayLike | None = None,
+        num_samples: int = 1000,
+        seed: int | None = None,
+        batch_size: int | None = None,
+        verbose: int | str = "auto",
+        return_terms: bool = False,
+    ) -> np.ndarray | dict[str, np.ndarray]:
         """Importance-sampling estimate of log p(x) per example, in nats.
 
         log p(x) ~= log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x): the IWAE
@@ -962,7 +1002,7 @@ class ProbabilisticAutoencoder(keras.Model):
         return terms if return_terms else terms["log_likelihood"]
 
     # ------------------------------------------------------------------ saving
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, **kwargs: Any) -> None:
         """Saves the model to a ``.keras`` file, atomically (``probae.atomic_save``).
 
         The file is written beside the target under a temporary name and renamed over

@@ -219,8 +219,8 @@ class Objective(ConfigObject):
     """
 
     num_samples = 1
-    annealable = ()
-    surrogates = {}
+    annealable: tuple[str, ...] = ()
+    surrogates: dict = {}
     requires_prior = True
 
     def metric_names(self, has_prior=True):

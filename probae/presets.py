@@ -8,6 +8,8 @@ for H x W x C images) unless ``encoder_network`` / ``decoder_network`` are given
 """
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -182,19 +184,19 @@ def _build_from_networks(
 
 
 def Autoencoder(
-    input_shape,
-    latent_dim,
-    likelihood="bernoulli",
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    likelihood: str = "bernoulli",
     architecture="auto",
     hidden_units=None,
     activation="relu",
     filters=(32, 64),
     encoder_network=None,
     decoder_network=None,
-    code_activation=None,
-    name="autoencoder",
-    **kwargs,
-):
+    code_activation: Any = None,
+    name: str = "autoencoder",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A deterministic autoencoder: a point-mass encoder and KL weight 0.
 
     Its loss is minus the reconstruction log-likelihood: with the Bernoulli likelihood
@@ -235,9 +237,9 @@ def Autoencoder(
 
 
 def VAE(
-    input_shape,
-    latent_dim,
-    likelihood="bernoulli",
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    likelihood: str = "bernoulli",
     prior=None,
     beta=None,
     num_samples=None,
@@ -246,10 +248,10 @@ def VAE(
     activation="relu",
     filters=(32, 64),
     encoder_network=None,
-    decoder_network=None,
-    name="vae",
-    **kwargs,
-):
+    decoder_network: Any = None,
+    name: str = "vae",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A variational autoencoder: a Gaussian encoder, a standard normal prior (default) and
     the ELBO, E_q[log p(x|z)] - KL(q(z|x) || p(z)).
 
@@ -290,7 +292,13 @@ def VAE(
     )
 
 
-def BetaVAE(input_shape, latent_dim, beta=4.0, name="beta_vae", **kwargs):
+def BetaVAE(
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    beta: float = 4.0,
+    name: str = "beta_vae",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A beta-VAE: the VAE whose KL term has weight beta (beta > 1 favours disentangled,
     less informative codes). Maximises E_q[log p(x|z)] - beta KL(q(z|x) || p(z)).
 
@@ -303,14 +311,14 @@ def BetaVAE(input_shape, latent_dim, beta=4.0, name="beta_vae", **kwargs):
 
 
 def SparseAutoencoder(
-    input_shape,
-    latent_dim,
-    sparsity=0.05,
-    kl_weight=20.0,
-    l1_weight=0.0,
-    name="sparse_autoencoder",
-    **kwargs,
-):
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    sparsity: float = 0.05,
+    kl_weight: float = 20.0,
+    l1_weight: float = 0.0,
+    name: str = "sparse_autoencoder",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A sparse autoencoder: the deterministic autoencoder with sigmoid codes and a
     sparsity penalty on them.
 
@@ -361,8 +369,12 @@ def SparseAutoencoder(
 
 
 def DenoisingAutoencoder(
-    input_shape, latent_dim, corruption=0.25, name="denoising_autoencoder", **kwargs
-):
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    corruption: Any = 0.25,
+    name: str = "denoising_autoencoder",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A denoising autoencoder: the deterministic autoencoder trained to reconstruct the
     clean x from a corrupted copy x~ ~ C(x~|x).
 
@@ -395,7 +407,13 @@ def DenoisingAutoencoder(
     )
 
 
-def ConditionalVAE(input_shape, latent_dim, condition_shape, name="conditional_vae", **kwargs):
+def ConditionalVAE(
+    input_shape: Sequence[int] | int,
+    latent_dim: int,
+    condition_shape: Sequence[int] | int,
+    name: str = "conditional_vae",
+    **kwargs: Any,
+) -> ProbabilisticAutoencoder:
     """A conditional VAE: encoder q(z|x, c) and decoder p(x|z, c) both take a condition c
     (a one-hot label or any continuous vector); the prior is N(0, I).
 

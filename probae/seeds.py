@@ -53,7 +53,7 @@ def split_seed(seed, num=2):
     return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), num))
 
 
-def set_seed(seed, deterministic=True):
+def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seeds Python, NumPy, TensorFlow and Keras, and makes TensorFlow ops deterministic.
 
     With the same seed, two runs in fresh processes then give the same weights, ELBO and
