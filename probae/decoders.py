@@ -74,7 +74,7 @@ class Decoder(NetworkLayer):
     reads_probabilities = False
     # (low, high) bounds of the data, checked on batches streamed from a tf.data.Dataset;
     # None: unbounded (``check_support`` checks arrays, including any other constraint).
-    support = None
+    support: tuple[float, float] | None = None
 
     @property
     def discrete_support(self):
@@ -433,7 +433,7 @@ class GaussianDecoder(LocationScaleDecoder):
         "With ``scale=1.0`` the negative log-likelihood is half the squared error plus\n"
         "d/2 log(2 pi): the mean-squared-error autoencoder is this decoder with a fixed\n"
         "scale. A learned scale makes the likelihood a real density of the data.\n"
-        + LocationScaleDecoder.__doc__.split("\n", 2)[2]
+        + (LocationScaleDecoder.__doc__ or "").split("\n", 2)[2]
     )
     family = tfd.Normal
 
@@ -442,7 +442,7 @@ class GaussianDecoder(LocationScaleDecoder):
 class LaplaceDecoder(LocationScaleDecoder):
     __doc__ = (
         "p(x|z) = prod_i Laplace(x_i; mu_i(z), b_i): an L1 reconstruction likelihood,\n"
-        "robust to outliers.\n" + LocationScaleDecoder.__doc__.split("\n", 2)[2]
+        "robust to outliers.\n" + (LocationScaleDecoder.__doc__ or "").split("\n", 2)[2]
     )
     family = tfd.Laplace
 
