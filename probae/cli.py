@@ -7,6 +7,8 @@
     probae evaluate runs/vae/model.keras mnist              # log p(x), bits/dim, ELBO parts
     probae score runs/vae/model.keras data.csv --out scores.csv [--method elbo]
     probae sample runs/vae/model.keras --n 64 --out samples.png
+    probae compress runs/vae/model.keras digits.npy digits.pbae   # bits-back coding
+    probae decompress runs/vae/model.keras digits.pbae digits.npy  # the same array back
 
 Data is a dataset name (mnist, binarized_mnist, fashion_mnist, digits) or a .npy, .npz
 (array ``x`` or ``X``, optional labels ``y``) or .csv file (one example per row, an
@@ -587,6 +589,104 @@ def _sample(args):
     return 0
 
 
+# ---------------------------------------------------------------------- codec
+def _read_codec_input(path, model):
+    """x for ``probae compress``: a .npy / .npz array of examples, or one PNG image (for a
+    model of binary data, a black-and-white PNG's 0 and 255 become 0 and 1)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            x = np.asarray(image.convert("L") if image.mode in ("1", "P") else image)
+        support = model.decoder.discrete_support
+        if support == (0, 1) and np.all(np.isin(x, (0, 255))):
+            x = (x // 255).astype(np.uint8)
+        x = x[None]
+    elif ext in (".npy", ".npz"):
+        x = _read_file(path)[0]
+    else:
+        raise CommandError(f"INPUT must end in .npy, .npz or .png. Received: {path}")
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        raise CommandError(f"{path} must hold numbers. Received an array of dtype {x.dtype}")
+    if x.ndim == len(model.event_shape) and x.shape != tuple(model.event_shape):
+        x = x[None]  # one example without its batch axis
+    return _match_model(x if x.ndim > 1 else x[None], model, path)
+
+
+def _write_codec_output(path, x, model):
+    """Writes decoded examples to .npy, .npz (array x) or .png (one image)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npy":
+        np.save(path, x)
+    elif ext == ".npz":
+        np.savez(path, x=x)
+    elif ext == ".png":
+        from PIL import Image
+
+        if len(x) != 1:
+            raise CommandError(
+                f"a PNG holds one image; the stream holds {len(x)}: use OUTPUT.npy or .npz"
+            )
+        image = np.asarray(x[0], np.float64)
+        side = math.isqrt(image.size)
+        if image.ndim == 1 and side * side == image.size:
+            image = image.reshape(side, side)
+        elif image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        if image.ndim != 2 and not (image.ndim == 3 and image.shape[-1] == 3):
+            raise CommandError(
+                f"examples of shape {tuple(x.shape[1:])} are not images: use OUTPUT.npy"
+            )
+        if model.decoder.discrete_support == (0, 1) or image.max() <= 1.0:
+            image = image * 255.0  # binary data and means in [0, 1]
+        Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)).save(path)
+    else:
+        raise CommandError(f"OUTPUT must end in .npy, .npz or .png. Received: {path}")
+
+
+def _compress(args):
+    from probae import compression
+
+    model = _load_model(args.model)
+    x = _read_codec_input(args.input, model)
+    data = compression.compress(
+        model,
+        x,
+        batch_size=args.batch_size,
+        lossy=args.lossy,
+        step=args.step,
+        latent_bits=args.latent_bits,
+    )
+    with open(args.out, "wb") as f:
+        f.write(data)
+    info = compression.stream_info(data)
+    dims = int(np.prod(x.shape))
+    extra = (
+        f"initial bits {info['initial_bits']}"
+        if info["mode"] == "lossless"
+        else f"step {info['step']:g}"
+    )
+    print(
+        f"wrote {len(x)} examples of shape {tuple(x.shape[1:])} to {args.out}: {len(data)} "
+        f"bytes, {8 * len(data) / dims:.4f} bits/dim ({info['mode']}; header "
+        f"{info['header_bytes']} bytes, {extra})"
+    )
+    return 0
+
+
+def _decompress(args):
+    from probae import compression
+
+    model = _load_model(args.model)
+    with open(args.input, "rb") as f:
+        data = f.read()
+    x = compression.decompress(model, data)
+    _write_codec_output(args.out, x, model)
+    print(f"wrote {len(x)} examples of shape {tuple(x.shape[1:])} to {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -689,6 +789,34 @@ def build_parser():
     p.add_argument("--draw", action="store_true", help="draw x ~ p(x|z) instead of its mean")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser(
+        "compress", help="code data into a stream with the model (bits-back, or --lossy)"
+    )
+    p.add_argument("model", help="a saved model (.keras)")
+    p.add_argument("input", help=".npy / .npz array of examples, or one .png image")
+    p.add_argument("out", metavar="output", help="the stream (a file; for example x.pbae)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per coding block")
+    p.add_argument("--lossy", action="store_true", help="code the quantised posterior mean")
+    p.add_argument(
+        "--step",
+        type=float,
+        default=0.5,
+        help="--lossy: quantisation step in prior standard deviations (default 0.5)",
+    )
+    p.add_argument(
+        "--latent-bits",
+        type=int,
+        default=8,
+        help="lossless: 2**B buckets of equal prior mass per latent dimension (default 8)",
+    )
+    p.set_defaults(func=_compress)
+
+    p = sub.add_parser("decompress", help="decode a stream of `probae compress`")
+    p.add_argument("model", help="the saved model (.keras) that wrote the stream")
+    p.add_argument("input", help="the stream")
+    p.add_argument("out", metavar="output", help=".npy, .npz (array x) or .png (one image)")
+    p.set_defaults(func=_decompress)
     return parser
 
 
@@ -722,7 +850,15 @@ def main(argv=None):
         0 on success, 2 for a mistake in the input (reported in one line on stderr).
     """
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "max_examples", "num_samples", "n", "batch_size", "latent_dim"):
+    for name in (
+        "epochs",
+        "max_examples",
+        "num_samples",
+        "n",
+        "batch_size",
+        "latent_dim",
+        "latent_bits",
+    ):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             print(
