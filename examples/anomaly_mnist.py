@@ -49,7 +49,13 @@ def main(args):
     is_normal = y_eval == args.normal_class
     os.makedirs(args.out, exist_ok=True)
     plotting.plot_anomaly_scores(
-        scores[is_normal], scores[~is_normal], path=os.path.join(args.out, "scores_roc.png")
+        scores[is_normal],
+        scores[~is_normal],
+        labels=(f"digit {args.normal_class} (normal)", "other digits"),
+        title=f"one-class MNIST, trained on digit {args.normal_class}: importance-sampled "
+        f"-log p(x), k = {args.num_samples}",
+        score_label="-log p(x), nats (higher = more anomalous)",
+        path=os.path.join(args.out, "scores_roc.png"),
     )
     auroc = float(roc_auc_score(~is_normal, scores))
     print(
@@ -63,7 +69,14 @@ def main(args):
         model, x_eval[shown], method="reconstruction", per_feature=True
     )
     plotting.plot_anomaly_map(
-        x_eval[shown], pixel_scores, n=6, path=os.path.join(args.out, "anomaly_maps.png")
+        x_eval[shown],
+        pixel_scores,
+        n=6,
+        scores=scores[shown],
+        pixel_label="-log p(x_i | z) of each pixel, nats (higher = more anomalous)",
+        title=f"the 3 most normal (left) and 3 most anomalous (right) of {len(x_eval)} test "
+        "images, by -log p(x)",
+        path=os.path.join(args.out, "anomaly_maps.png"),
     )
     print(f"figures saved in {args.out}/")
     return {

@@ -171,7 +171,11 @@ def main(args):
 
     os.makedirs(args.out, exist_ok=True)
     plotting.plot_anomaly_scores(
-        scores[y_test == 0], scores[y_test == 1], path=os.path.join(args.out, "scores_roc.png")
+        scores[y_test == 0],
+        scores[y_test == 1],
+        title=f"AnomalyDetector on {name} (test part)",
+        score_label="-log p(observed cells), nats (higher = more anomalous)",
+        path=os.path.join(args.out, "scores_roc.png"),
     )
     contributions = detector.score_features(X_test)  # a DataFrame: X_test's columns and index
     print("most anomalous test rows (label, score, the three columns contributing most):")

@@ -1,6 +1,7 @@
 """The autoencoder family side by side: vanilla, sparse, denoising, convolutional and a VAE.
 
-All five are the one probae model with different parts (see the table in STYLE.md): a
+All five are the one probae model with different parts (see the table in
+docs/guide/models.md, "The autoencoder family, as configurations"): a
 point-mass encoder for the four autoencoders (plus a sparsity penalty on sigmoid codes,
 masking noise on the input in training, or convolutional networks), a Gaussian encoder
 and the ELBO for the VAE. They train on the same binarised images for the same epochs

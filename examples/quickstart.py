@@ -4,7 +4,7 @@ Trains a VAE with a 2-D code, reports the test ELBO and the importance-sampled
 log-likelihood, and saves reconstructions, prior samples, the learned 2-D manifold and
 the training curves as PNGs.
 
-    python examples/quickstart.py                     # MNIST, about 2 minutes on a laptop CPU
+    python examples/quickstart.py                     # MNIST, about 3 minutes on 2 CPU cores
     python examples/quickstart.py --dataset digits    # 8 x 8 digits bundled with scikit-learn
 """
 

@@ -717,7 +717,12 @@ def build_parser():
         default=None,
         help="decoder likelihood (default: bernoulli for data in [0, 1], else gaussian)",
     )
-    p.add_argument("--architecture", default="mlp", choices=("auto", "mlp", "conv"))
+    p.add_argument(
+        "--architecture",
+        default="mlp",
+        choices=("auto", "mlp", "conv"),
+        help="the default networks: mlp, conv, or auto (conv for images) (default mlp)",
+    )
     p.add_argument("--beta", type=float, default=None, help="KL weight (VAE presets)")
     p.add_argument(
         "--sparsity",
