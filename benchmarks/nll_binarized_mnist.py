@@ -137,7 +137,8 @@ def copy_optimizer_state(model, source):
     (a fine-tune of the same model with another objective, such as a larger k): a fresh
     Adam's first bias-corrected steps move every weight by about the learning rate, a jolt
     that a converged model does not recover from in a few epochs."""
-    if source.optimizer is None or not source.optimizer.built:
+    if getattr(source, "optimizer", None) is None or not source.optimizer.built:
+        # committed checkpoints hold weights only (benchmarks/checkpoints/README.md)
         return
     model.optimizer.build(model.trainable_variables)
     ours, theirs = model.optimizer.variables, source.optimizer.variables
