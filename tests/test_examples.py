@@ -18,6 +18,7 @@ ALL = [
     "conditional_vae",
     "anomaly_mnist",
     "out_of_distribution",
+    "compression",
 ]
 TINY = ["--dataset", "digits", "--epochs", "1", "--max-examples", "300", "--verbose", "0"]
 
@@ -45,6 +46,22 @@ def test_quickstart(tmp_path):
     assert -44.4 < result["elbo"] < -5.0
     assert result["elbo"] - 0.5 <= result["log_likelihood"] < -5.0
     _check_pngs(out, ["reconstructions.png", "samples.png", "manifold.png", "training.png"])
+
+
+def test_compression(tmp_path):
+    example = _load("compression")
+    out = str(tmp_path / "c")
+    argv = TINY + ["--out", out, "--n", "60", "--steps", "0.5", "2", "--qualities", "10", "75"]
+    result = example.main(example.parse_args(argv))
+    assert result["exact"]
+    # The bits-back stream costs the model's -ELBO plus the header and initial bits.
+    bits = result["stream_bits_per_dim"] * 60 * 64 - 8 * result["header_bytes"]
+    neg_elbo = result["neg_elbo_bits_per_dim"] * 60 * 64
+    assert abs(bits - result["initial_bits"] - neg_elbo) < 0.1 * neg_elbo
+    assert [len(points) for points in result["curves"].values()] == [2, 2, 2, 2, 2]
+    (fine, coarse) = result["curves"]["probae lossy"]
+    assert coarse[0] < fine[0]  # a coarser step spends fewer bits
+    _check_pngs(out, ["rate_distortion.png"])
 
 
 def test_autoencoder_mnist_loss_is_binary_cross_entropy(tmp_path):
