@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DATA = REPO.parent / "shared" / "datasets"
+DATA = pathlib.Path(os.environ.get("PROBAE_DATA_DIR", REPO.parent / "shared" / "datasets"))
 BINARIZED_MODEL = (
     REPO / "benchmarks" / "checkpoints" / "nll_binarized_mnist" / "iwae5" / "best.keras"
 )

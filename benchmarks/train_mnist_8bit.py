@@ -36,7 +36,10 @@ import keras  # noqa: E402
 
 import probae  # noqa: E402
 
-DATA = REPO.parent / "shared" / "datasets" / "mnist.npz"
+DATA = (
+    pathlib.Path(os.environ.get("PROBAE_DATA_DIR", REPO.parent / "shared" / "datasets"))
+    / "mnist.npz"
+)
 SETTINGS = {
     "latent_dim": 40,
     "encoder_units": [512, 256],
