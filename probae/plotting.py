@@ -1001,5 +1001,7 @@ def plot_feature_contributions(
         "per-feature contributions of the most anomalous rows, one colour scale for all rows",
         fontsize=9,
     )
-    fig.colorbar(image, ax=ax, label="-log p(feature | code), nats (higher = more anomalous)")
+    bar = fig.colorbar(image, ax=ax)
+    label = "-log p(feature | code), nats (higher = more anomalous)"
+    bar.set_label(textwrap.fill(label, 28), fontsize=8)
     return _finish(fig, path)

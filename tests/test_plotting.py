@@ -572,7 +572,7 @@ def test_feature_contributions_share_one_scale_with_the_sign_convention(tmp_path
     ax, bar = fig.get_axes()[:2]
     image = ax.images[0]
     assert (image.norm.vmin, image.norm.vmax) == (-25.0, 25.0)
-    assert "higher = more anomalous" in bar.get_ylabel()
+    assert "higher = more anomalous" in " ".join(bar.get_ylabel().split())
 
 
 def test_default_titles_say_what_is_shown(trained):
