@@ -214,7 +214,7 @@ def _decoder_means(model, z, condition=None):
 
 # ---------------------------------------------------------------------- images
 def plot_images(
-    images, ncols=10, title=None, row_labels=None, image_shape=None, ax=None, path=None
+    images, ncols=10, title=None, row_labels=None, image_shape=None, path=None, *, ax=None
 ):
     """A grid of images, or of signals drawn as lines (see the module doc).
 
@@ -249,9 +249,10 @@ def plot_reconstructions(
     reconstructions,
     n=10,
     image_shape=None,
+    path=None,
+    *,
     title="inputs and their reconstructions",
     ax=None,
-    path=None,
 ):
     """Originals (top row) above their reconstructions (bottom row); for signals, one
     panel per example with the original (solid) and its reconstruction (dashed).
@@ -301,9 +302,10 @@ def plot_samples(
     mean=True,
     condition=None,
     image_shape=None,
+    path=None,
+    *,
     title=None,
     ax=None,
-    path=None,
 ):
     """Samples from the prior: z ~ p(z), shown as the decoder's mean (or a draw from it).
 
@@ -330,7 +332,9 @@ def plot_samples(
 
 
 # ---------------------------------------------------------------------- latent space
-def plot_latent_scatter(model, x, labels=None, path=None, max_points=5000, condition=None, ax=None):
+def plot_latent_scatter(
+    model, x, labels=None, path=None, max_points=5000, condition=None, *, ax=None
+):
     """The encoder means of ``x`` in the plane, coloured by label.
 
     A 2-D code is drawn directly; a larger one is projected on its first two principal
@@ -417,7 +421,7 @@ def _prior_quantiles(model, probabilities, seed=0, num_draws=20000):
 _MANIFOLD_TITLE = "decoder means E[x|z] on a grid of prior quantiles"
 
 
-def plot_manifold(model, n=15, condition=None, image_shape=None, ax=None, path=None):
+def plot_manifold(model, n=15, condition=None, image_shape=None, path=None, *, ax=None):
     """The learned 2-D manifold: decoder means on an n x n grid of prior quantiles.
 
     The grid covers the prior's 5% to 95% quantiles in each latent dimension, so equal
@@ -501,7 +505,7 @@ def slerp(z0, z1, t):
 
 
 def plot_interpolation(
-    model, x_start, x_end, steps=10, condition=None, image_shape=None, ax=None, path=None
+    model, x_start, x_end, steps=10, condition=None, image_shape=None, path=None, *, ax=None
 ):
     """Decoded interpolation between the codes of two inputs, linear and spherical.
 
@@ -562,9 +566,10 @@ def plot_traversals(
     values=None,
     condition=None,
     image_shape=None,
+    path=None,
+    *,
     title=None,
     ax=None,
-    path=None,
 ):
     """Latent traversals: one row per latent dimension, that dimension swept, others fixed.
 
@@ -649,7 +654,7 @@ _SCHEDULES = ("beta", "learning_rate", "lr")  # drawn last: settings, not result
 _FIRST = ("loss", "elbo", "reconstruction", "kl")  # in this order, before other series
 
 
-def plot_history(history, path=None, ncols=4, ax=None):
+def plot_history(history, path=None, ncols=4, *, ax=None):
     """Training curves: one panel per logged series, per epoch (validation dashed).
 
     Draws what ``fit`` logged and nothing else: the loss, then the terms of the objective
@@ -717,10 +722,11 @@ def plot_anomaly_scores(
     scores_anomalous,
     bins=50,
     labels=("normal", "anomalous"),
+    path=None,
+    *,
     title=None,
     score_label=SCORE_LABEL,
     ax=None,
-    path=None,
 ):
     """Histograms of anomaly scores (normal against anomalous), the ROC curve and the
     precision-recall curve.
@@ -795,11 +801,12 @@ def plot_anomaly_map(
     pixel_scores,
     n=6,
     image_shape=None,
+    path=None,
+    *,
     scores=None,
     pixel_label="per-pixel score (higher = more anomalous)",
     title=None,
     ax=None,
-    path=None,
 ):
     """Inputs (top row) above their per-pixel anomaly scores (bottom row, a heat map on
     one colour scale for all columns; for signals, the scores drawn as a line under each

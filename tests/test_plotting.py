@@ -588,3 +588,29 @@ def test_default_titles_say_what_is_shown(trained):
     assert fig.get_suptitle() == "inputs and their reconstructions"
     fig = plotting.plot_interpolation(model, xt[0], xt[1], steps=3)
     assert "x_start (t=0)" in fig.get_suptitle()
+
+
+def test_path_keeps_its_position_and_new_options_are_keywords(trained, tmp_path):
+    """Calls written before ax=, title= and scores= existed still save where they say."""
+    model, history, xt, _ = trained
+    rng = np.random.default_rng(0)
+    calls = {
+        "images": lambda p: plotting.plot_images(xt[:4], 4, None, None, None, p),
+        "reconstructions": lambda p: plotting.plot_reconstructions(xt[:3], xt[:3], 3, None, p),
+        "samples": lambda p: plotting.plot_samples(model, 4, 4, 0, True, None, None, p),
+        "manifold": lambda p: plotting.plot_manifold(model, 3, None, None, p),
+        "interpolation": lambda p: plotting.plot_interpolation(
+            model, xt[0], xt[1], 3, None, None, p
+        ),
+        "traversals": lambda p: plotting.plot_traversals(model, xt[0], None, [0.0], None, None, p),
+        "history": lambda p: plotting.plot_history(history, p),
+        "scores": lambda p: plotting.plot_anomaly_scores(
+            rng.normal(size=20), rng.normal(size=20), 10, ("a", "b"), p
+        ),
+        "map": lambda p: plotting.plot_anomaly_map(xt[:3], xt[:3], 3, None, p),
+    }
+    for name, call in calls.items():
+        path = str(tmp_path / f"{name}.png")
+        _check_png(path, call(path))
+    with pytest.raises(TypeError):
+        plotting.plot_anomaly_map(xt[:3], xt[:3], 3, None, None, np.zeros(3))  # scores=
