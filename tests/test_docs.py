@@ -145,3 +145,29 @@ def test_a_broken_reference_or_link_fails_the_strict_build(tmp_path):
     # The same site without the broken pages builds.
     result = build(["index.md"])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_links_are_absolute_and_name_files_of_the_repository():
+    """The README is also the package index page, where relative links break: every link and
+    image is an absolute URL, and those into this repository name files that exist."""
+    path = os.path.join(REPO, "README.md")
+    if not os.path.exists(os.path.join(REPO, "mkdocs.yml")):
+        pytest.skip("not a checkout")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert len(targets) >= 10
+    relative = [t for t in targets if not t.startswith(("https://", "http://"))]
+    assert not relative, f"relative links in README.md: {relative}"
+    prefixes = (
+        "https://github.com/probae/probae/blob/main/",
+        "https://raw.githubusercontent.com/probae/probae/main/",
+    )
+    for target in targets:
+        for prefix in prefixes:
+            if target.startswith(prefix):
+                file = target[len(prefix) :].split("#")[0]
+                assert os.path.exists(os.path.join(REPO, file)), target
+    # It says how to build and open the site.
+    assert '.venv/bin/pip install -e ".[docs]"' in text and "mkdocs serve" in text
+    assert "mkdocs build --strict" in text
