@@ -1,5 +1,7 @@
 """Encoders: Keras layers mapping x (and an optional condition) to a distribution q(z|x)."""
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,7 +45,7 @@ class Encoder(NetworkLayer):
     params_per_dim = 1
     point_mass = False
 
-    def __init__(self, latent_dim=None, network=None, **kwargs):
+    def __init__(self, latent_dim: int | None = None, network: Any = None, **kwargs: Any) -> None:
         if latent_dim is None and network is None:
             raise ValueError(
                 "latent_dim must be a positive integer (it can be left out only when "
@@ -149,7 +151,13 @@ class GaussianEncoder(Encoder):
 
     params_per_dim = 2
 
-    def __init__(self, latent_dim=None, network=None, min_scale=1e-4, **kwargs):
+    def __init__(
+        self,
+        latent_dim: int | None = None,
+        network: Any = None,
+        min_scale: float = 1e-4,
+        **kwargs: Any,
+    ) -> None:
         self.min_scale = check_positive_float(min_scale, "min_scale")
         super().__init__(latent_dim, network=network, **kwargs)
 
@@ -185,7 +193,13 @@ class DeterministicEncoder(Encoder):
 
     point_mass = True
 
-    def __init__(self, latent_dim=None, network=None, code_activation=None, **kwargs):
+    def __init__(
+        self,
+        latent_dim: int | None = None,
+        network: Any = None,
+        code_activation: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.code_activation = code_activation
         try:
             self._code_fn = keras.activations.get(code_activation)
@@ -225,7 +239,9 @@ class CodeLayer(keras.layers.Layer):
         seed: seed of the draws with ``output="sample"``.
     """
 
-    def __init__(self, encoder, output="mean", seed=None, **kwargs):
+    def __init__(
+        self, encoder: Any, output: str = "mean", seed: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder must be a probae encoder. Received: encoder={encoder!r}")

@@ -274,7 +274,9 @@ class ELBO(Objective):
     annealable = ("beta",)
     requires_prior = False
 
-    def __init__(self, beta=1.0, free_bits=None, num_samples=1):
+    def __init__(
+        self, beta: float = 1.0, free_bits: float | None = None, num_samples: int = 1
+    ) -> None:
         self.beta = check_non_negative_float(beta, "beta")
         self.free_bits = (
             None if free_bits is None else check_non_negative_float(free_bits, "free_bits")
@@ -322,7 +324,7 @@ class IWAE(Objective):
     References: Burda, Grosse and Salakhutdinov 2016; Tucker et al. 2019.
     """
 
-    def __init__(self, num_samples=5, gradient_estimator="iwae"):
+    def __init__(self, num_samples: int = 5, gradient_estimator: str = "iwae") -> None:
         if isinstance(num_samples, (tuple, list)):
             raise TypeError(
                 "probae.IWAE is the importance-weighted objective: IWAE(num_samples=5, "
@@ -380,7 +382,7 @@ class RenyiBound(Objective):
     References: Li and Turner 2016, Renyi divergence variational inference.
     """
 
-    def __init__(self, alpha=0.5, num_samples=5):
+    def __init__(self, alpha: float = 0.5, num_samples: int = 5) -> None:
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be a number in [0, 1). Received: alpha={alpha!r}")
         self.alpha = float(alpha)

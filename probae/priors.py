@@ -6,6 +6,8 @@ variables' current values (a variable passed to a ``tfd`` constructor outside th
 would be frozen to a constant).
 """
 
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -74,7 +76,7 @@ class Prior(keras.layers.Layer):
     # Whether ``distribution(encoder)`` depends on the encoder's parameters (VampPrior).
     uses_encoder = False
 
-    def __init__(self, latent_dim=None, **kwargs):
+    def __init__(self, latent_dim: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latent_dim = None if latent_dim is None else check_size(latent_dim, "latent_dim")
 
@@ -139,7 +141,13 @@ class MixtureOfGaussiansPrior(Prior):
     (section 2, the mixture-of-Gaussians prior).
     """
 
-    def __init__(self, num_components=10, latent_dim=None, min_scale=1e-3, **kwargs):
+    def __init__(
+        self,
+        num_components: int = 10,
+        latent_dim: int | None = None,
+        min_scale: float = 1e-3,
+        **kwargs: Any,
+    ) -> None:
         self.num_components = check_positive_int(num_components, "num_components")
         self.min_scale = check_positive_float(min_scale, "min_scale")
         super().__init__(latent_dim=latent_dim, **kwargs)
