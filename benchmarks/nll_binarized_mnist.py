@@ -4,9 +4,19 @@ Trains a one-stochastic-layer model (784-H-H-d, default 200-200-50 tanh, as in B
 al. 2016) on the fixed binarization of Larochelle and Murray (50,000 train / 10,000
 valid / 10,000 test), keeps the checkpoint with the best validation ELBO, and reports
 the test NLL estimated with ``probae.evaluate_likelihood`` (k importance samples,
-default 5000) with its standard error. Training checkpoints every epoch into
-``--run-dir`` (optimizer state included), so a run stopped by ``--until`` or by a
-crash resumes where it stopped with ``--resume``.
+default 5000) with its standard error. Training backs up every epoch into
+``--run-dir``/backup with the library's ``probae.BackupAndRestore`` (weights, optimizer
+state, sampling seed, epoch), so a run stopped by ``--until`` or by a crash resumes where
+it stopped with ``--resume``; the learning rate follows Keras' ``LearningRateScheduler``
+and the VAE's KL warm-up ``probae.callbacks.LinearBetaWarmup``, both by epoch index, so a
+resumed run continues its schedules.
+
+Models (``--model``): ``vae`` (ELBO) and ``iwae`` (``--k`` samples) with one stochastic
+layer; ``iaf``, the same networks with an inverse autoregressive flow posterior
+(``probae.IAFEncoder``: ``--flows`` steps of MADE layers ``--flow-hidden``, context
+``--context``), trained with the ELBO; ``hvae``, two stochastic layers
+(``probae.HierarchicalVAE``, z1 of ``--latent`` and z2 of ``--latent2`` dimensions; the
+prior flag sets the top prior p(z2)), trained with the ELBO.
 
 It also times a hand-written ``tf.function`` importance-sampling estimator of the same
 maths on the same network and images, and prints probae's speed ratio.
@@ -37,6 +47,7 @@ import math
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import time
 
@@ -52,6 +63,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import probae  # noqa: E402
+from probae.presets import make_decoder  # noqa: E402
 
 PUBLISHED = [
     ("VAE", "Rezende and Mohamed 2015", 89.9),
@@ -77,6 +89,19 @@ def make_prior(args):
 
 
 def make_model(args):
+    if args.model == "hvae":
+        model = probae.HierarchicalVAE(
+            (784,),
+            latent_dims=(args.latent, args.latent2 or args.latent),
+            likelihood="bernoulli",
+            prior=make_prior(args),
+            architecture="mlp",
+            hidden_units=tuple(args.hidden),
+            activation=args.activation,
+            seed=args.seed,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr))
+        return model
     common = dict(
         input_shape=(784,),
         latent_dim=args.latent,
@@ -89,6 +114,31 @@ def make_model(args):
     )
     if args.model == "vae":
         model = probae.VAE(num_samples=1, beta=1.0, **common)
+    elif args.model == "iaf":
+        encoder = probae.IAFEncoder(
+            args.latent,
+            num_flows=args.flows,
+            flow_hidden_units=tuple(args.flow_hidden),
+            context_units=args.context,
+            architecture="mlp",
+            hidden_units=tuple(args.hidden),
+            activation=args.activation,
+        )
+        decoder = make_decoder(
+            "bernoulli",
+            (784,),
+            architecture="mlp",
+            hidden_units=tuple(args.hidden),
+            activation=args.activation,
+        )
+        model = probae.ProbabilisticAutoencoder(
+            encoder,
+            decoder,
+            prior=common["prior"],
+            objective=probae.ELBO(),
+            input_shape=(784,),
+            seed=args.seed,
+        )
     else:
         model = probae.VAE(objective=probae.IWAE(num_samples=args.k), **common)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=args.lr))
@@ -165,8 +215,9 @@ def learning_rate(epoch, args):
 
 # ---------------------------------------------------------------------------- training
 class RunState(keras.callbacks.Callback):
-    """Checkpoints every epoch (last.keras + state.json), keeps best.keras on valid ELBO,
-    sets the learning rate and KL warm-up, prints progress and stops at ``--until``."""
+    """Records every epoch in state.json, keeps best.keras on the validation objective,
+    prints progress and stops at ``--until``. (Resuming is ``probae.BackupAndRestore``'s;
+    the schedules are ``schedule_callbacks``'.)"""
 
     def __init__(self, args, state, deadline):
         super().__init__()
@@ -175,9 +226,6 @@ class RunState(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.time()
-        self.model.optimizer.learning_rate.assign(learning_rate(epoch, self.args))
-        if self.args.model == "vae" and self.args.warmup > 0:
-            self.model.beta = min(1.0, (epoch + 1) / self.args.warmup)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -187,12 +235,11 @@ class RunState(keras.callbacks.Callback):
         st["train_seconds"] = st.get("train_seconds", 0.0) + seconds
         val = float(logs.get("val_elbo", -np.inf))
         # Selection on the validation objective: the ELBO (VAE) or the k-sample bound (IWAE).
-        val_objective = val if self.args.model == "vae" else -float(logs.get("val_loss", np.inf))
+        val_objective = val if self.args.model != "iwae" else -float(logs.get("val_loss", np.inf))
         improved = val_objective > st.get("best_val_objective", -np.inf)
         if improved:
             st["best_val_objective"], st["best_epoch"] = val_objective, epoch + 1
             self.model.save(self.run_dir / "best.keras")
-        self.model.save(self.run_dir / "last.keras")
         st.setdefault("history", []).append(
             {
                 "epoch": epoch + 1,
@@ -256,40 +303,58 @@ def describe_changes(state):
     ]
 
 
+def schedule_callbacks(args):
+    """The learning-rate schedule (Keras' ``LearningRateScheduler``) and, for the VAE, the
+    KL warm-up (``probae.callbacks.LinearBetaWarmup``): both read the epoch index, which
+    ``probae.BackupAndRestore`` restores, so a resumed run continues them."""
+    callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(epoch, args))]
+    if args.model == "vae" and args.warmup > 0:
+        callbacks.append(probae.callbacks.LinearBetaWarmup(args.warmup))
+    return callbacks
+
+
 def train(args, x_train, x_valid):
     run_dir = pathlib.Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.json"
-    last, best = run_dir / "last.keras", run_dir / "best.keras"
+    best, backup_dir = run_dir / "best.keras", run_dir / "backup"
     state = json.loads(state_path.read_text()) if args.resume and state_path.exists() else None
     if state is not None and state["epochs"] >= args.epochs and best.exists():
         # Nothing left to train: the best checkpoint is the model (committed checkpoints of
         # finished runs keep only best.keras and state.json).
         return keras.models.load_model(best), state
-    if state is not None and last.exists():
-        model = keras.models.load_model(last)
-        print(f"resumed {run_dir} at epoch {state['epochs']}", flush=True)
+    if state is not None and state["epochs"] > 0 and not backup_dir.exists():
+        raise SystemExit(
+            f"--resume: {run_dir} has no backup/ (a run from before resuming moved to "
+            "probae.BackupAndRestore): start it afresh without --resume."
+        )
+    if state is None:
+        if backup_dir.exists():  # a fresh run never resumes another run's backup
+            shutil.rmtree(backup_dir)
+        state = {"args": vars(args), "epochs": 0, "train_seconds": 0.0}
+    model = make_model(args)
+    if state["epochs"] == 0 and args.init_from:
+        state["init_from_epochs"] = warm_start(model, args.init_from, x_train, args.seed)
+        print(
+            f"started from the networks of {args.init_from} ({state['init_from_epochs']} epochs)",
+            flush=True,
+        )
+    elif state["epochs"] > 0:
+        print(f"resuming {run_dir} at epoch {state['epochs']} from its backup", flush=True)
         if state["epochs"] < args.epochs:
             record_schedule_change(state, args)
-    else:
-        state = {"args": vars(args), "epochs": 0, "train_seconds": 0.0}
-        model = make_model(args)
-        if args.init_from:
-            state["init_from_epochs"] = warm_start(model, args.init_from, x_train, args.seed)
-            print(
-                f"started from the networks of {args.init_from} "
-                f"({state['init_from_epochs']} epochs)",
-                flush=True,
-            )
     if state["epochs"] < args.epochs:
-        callback = RunState(args, state, parse_until(args.until))
+        callbacks = [
+            probae.BackupAndRestore(backup_dir, delete_checkpoint=False),
+            *schedule_callbacks(args),
+            RunState(args, state, parse_until(args.until)),
+        ]
         model.fit(
             x_train,
             batch_size=args.batch_size,
             epochs=args.epochs,
-            initial_epoch=state["epochs"],
             validation_data=x_valid,
-            callbacks=[callback],
+            callbacks=callbacks,
             shuffle=True,
             verbose=0,
         )
@@ -403,6 +468,10 @@ def write_benchmarks(path, row):
 TRAIN_FLAGS = (
     "model",
     "k",
+    "flows",
+    "flow_hidden",
+    "context",
+    "latent2",
     "prior",
     "components",
     "hidden",
@@ -436,12 +505,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", choices=("vae", "iwae"), default="vae")
+    p.add_argument("--model", choices=("vae", "iwae", "iaf", "hvae"), default="vae")
     p.add_argument("--k", type=int, default=5, help="IWAE training samples (5 or 50)")
     p.add_argument("--prior", choices=("standard", "mog", "vamp"), default="standard")
     p.add_argument("--components", type=int, default=500, help="mixture components / pseudo-inputs")
     p.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
-    p.add_argument("--latent", type=int, default=50)
+    p.add_argument("--latent", type=int, default=50, help="latent size (hvae: of z1)")
+    p.add_argument("--latent2", type=int, default=None, help="hvae: size of z2 (default --latent)")
+    p.add_argument("--flows", type=int, default=2, help="iaf: number of IAF steps")
+    p.add_argument(
+        "--flow-hidden", type=int, nargs="+", default=[320, 320], help="iaf: MADE hidden units"
+    )
+    p.add_argument("--context", type=int, default=64, help="iaf: width of the context h(x)")
     p.add_argument("--activation", default="tanh")
     p.add_argument(
         "--epochs", type=int, default=100, help="total epochs (a resumed run continues to it)"
@@ -520,10 +595,14 @@ def main(argv=None):
     if args.no_eval:
         return
     t_ref = t_probae = None
-    if args.time_n and (trained["prior"] != "standard" or trained["activation"] == "glu"):
+    if args.time_n and (
+        trained["prior"] != "standard"
+        or trained["activation"] == "glu"
+        or trained["model"] in ("iaf", "hvae")
+    ):
         print(
-            "speed comparison skipped: the hand-written estimator assumes the N(0, I) prior and "
-            "ungated layers",
+            "speed comparison skipped: the hand-written estimator assumes one stochastic layer, "
+            "a Gaussian posterior, the N(0, I) prior and ungated layers",
             flush=True,
         )
     elif args.time_n:
@@ -560,6 +639,13 @@ def main(argv=None):
         name = f"probae {trained['model'].upper()}" + (
             f" k={trained['k']}" if trained["model"] == "iwae" else ""
         )
+        if trained["model"] == "iaf":
+            name += (
+                f" ({trained['flows']} steps, MADE {'-'.join(map(str, trained['flow_hidden']))}, "
+                f"context {trained['context']})"
+            )
+        if trained["model"] == "hvae":
+            name += f" (z2 of {trained.get('latent2') or trained['latent']})"
         name += (
             f", prior {trained['prior']}, {'-'.join(map(str, trained['hidden']))}-{trained['latent']} "
             f"{trained['activation']}"

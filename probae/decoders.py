@@ -60,6 +60,8 @@ class Decoder(NetworkLayer):
 
     Calling a decoder on a distribution over the code (``decoder(encoder(x))``) decodes
     its point estimate (``probae.posteriors.point_estimate``: the mean of a Gaussian).
+    A structured code (a dict of named ``[batch, d]`` latents, as in a hierarchical VAE's
+    p(x|z1, z2)) is read as the concatenation of its latents in sorted name order.
 
     Args:
         event_shape: shape of one example x. None lets the model set it from the data.
@@ -113,7 +115,10 @@ class Decoder(NetworkLayer):
                 "The decoder's event_shape is unknown: pass event_shape=... or use it inside "
                 "a ProbabilisticAutoencoder, which sets it from the data."
             )
-        latent_dim = int(input_shape[-1])
+        if isinstance(input_shape, dict):  # a structured code: its leaves, concatenated
+            latent_dim = sum(int(input_shape[name][-1]) for name in sorted(input_shape))
+        else:
+            latent_dim = int(input_shape[-1])
         arch = networks.resolve_architecture(self.architecture, self.event_shape)
         if self.network is None:
             if arch == "conv":
@@ -171,6 +176,8 @@ class Decoder(NetworkLayer):
 
     def call(self, inputs, condition=None):
         condition = self._check_condition(condition)
+        if isinstance(inputs, dict):  # a structured code {name: [batch, d]}: p(x|z1, z2, ...)
+            inputs = tf.concat([inputs[name] for name in sorted(inputs)], -1)
         if condition is not None:
             inputs = tf.concat([inputs, tf.cast(condition, inputs.dtype)], -1)
         features = self.network(inputs)

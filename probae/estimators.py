@@ -129,6 +129,9 @@ def kl_divergence(posterior, prior, z=None):
         ValueError: no closed form is registered and no ``z`` was given.
     """
     try:
+        if isinstance(posterior, tfd.JointDistribution) or isinstance(prior, tfd.JointDistribution):
+            # TFP's joint-joint KL exists only for independent parts (and raises otherwise).
+            raise NotImplementedError
         return tfd.kl_divergence(posterior, prior), True
     except NotImplementedError:
         if z is None:

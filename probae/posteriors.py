@@ -46,6 +46,18 @@ _POINT_MASSES = (tfd.Deterministic, tfd.VectorDeterministic)
 _LOCATION_SCALE = (tfd.MultivariateNormalDiag,)
 
 
+def _is_transformed(posterior):
+    """Whether q is a base distribution pushed through a bijector (a flow).
+
+    Not ``isinstance(q, tfd.TransformedDistribution)``: TFP builds a non-composite-tensor
+    class (outside that one) when the bijector holds Python callables, as a flow whose
+    conditioners are Keras layers does.
+    """
+    return isinstance(getattr(posterior, "bijector", None), tfp.bijectors.Bijector) and isinstance(
+        getattr(posterior, "distribution", None), tfd.Distribution
+    )
+
+
 def point_estimate(posterior):
     """One code per example (see the module doc); a tensor or a structure of tensors.
 
@@ -56,7 +68,7 @@ def point_estimate(posterior):
         return posterior.loc
     if isinstance(posterior, _LOCATION_SCALE):
         return posterior.mean()
-    if isinstance(posterior, tfd.TransformedDistribution):
+    if _is_transformed(posterior):
         return posterior.bijector.forward(point_estimate(posterior.distribution))
     if isinstance(posterior, tfd.JointDistribution):
         return _joint_point_estimate(posterior)
@@ -90,7 +102,7 @@ def supports_shared_noise(posterior):
     """Whether ``sample(..., shared_noise=True)`` shares the noise across the batch."""
     if isinstance(posterior, _POINT_MASSES + _LOCATION_SCALE):
         return True
-    if isinstance(posterior, tfd.TransformedDistribution):
+    if _is_transformed(posterior):
         return supports_shared_noise(posterior.distribution)
     return False
 
@@ -115,9 +127,7 @@ def sample(posterior, num_samples, seed, shared_noise=False):
                 [num_samples, 1, tf.shape(mean)[-1]], seed=seed, dtype=mean.dtype
             )
             return mean[None] + posterior.stddev()[None] * eps
-        if isinstance(posterior, tfd.TransformedDistribution) and supports_shared_noise(
-            posterior.distribution
-        ):
+        if _is_transformed(posterior) and supports_shared_noise(posterior.distribution):
             base = sample(posterior.distribution, num_samples, seed, shared_noise=True)
             return posterior.bijector.forward(base)
     return posterior.sample(num_samples, seed=seed)
