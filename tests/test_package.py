@@ -43,3 +43,71 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = probae.nope
+
+
+# ------------------------------------------------ issue 21: metadata a dependent relies on
+def _pyproject():
+    import pathlib
+    import tomllib
+
+    with open(pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def test_the_version_has_one_source():
+    from importlib import metadata
+
+    project = _pyproject()
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "probae.__version__"}
+    try:
+        installed = metadata.version("probae")
+    except metadata.PackageNotFoundError:
+        import pytest
+
+        pytest.skip("probae is not installed (run from a checkout on sys.path)")
+    assert installed == probae.__version__
+
+
+def test_typed_package_ships_its_marker():
+    import pathlib
+
+    assert (pathlib.Path(probae.__file__).parent / "py.typed").is_file()
+    assert "py.typed" in _pyproject()["tool"]["setuptools"]["package-data"]["probae"]
+
+
+def test_installed_dependencies_meet_the_declared_floors():
+    """.ci/min_constraints.py pins each dependency to its floor; here, every installed
+    version is at or above that floor (CI's minimum-versions run installs exactly it)."""
+    import pathlib
+    import runpy
+    from importlib import metadata
+
+    from packaging.version import Version
+
+    script = pathlib.Path(__file__).resolve().parents[1] / ".ci" / "min_constraints.py"
+    floors = runpy.run_path(str(script))["floors"]()
+    names = [
+        r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+        for r in _pyproject()["project"]["dependencies"]
+    ]
+    assert sorted(floors) == sorted(names)
+    for name, floor in floors.items():
+        assert Version(metadata.version(name)) >= Version(floor), (name, floor)
+
+
+def test_min_constraints_refuses_a_dependency_without_a_floor(tmp_path):
+    import pathlib
+    import runpy
+
+    import pytest
+
+    script = pathlib.Path(__file__).resolve().parents[1] / ".ci" / "min_constraints.py"
+    floors = runpy.run_path(str(script))["floors"]
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text('[project]\ndependencies = ["numpy>=1.26,<3", "keras[jax] >= 3.10"]\n')
+    assert floors(toml) == {"numpy": "1.26", "keras": "3.10"}
+    toml.write_text('[project]\ndependencies = ["numpy<3"]\n')
+    with pytest.raises(ValueError, match="no lower bound"):
+        floors(toml)
