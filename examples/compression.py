@@ -227,7 +227,7 @@ def parse_args(argv=None):
         "--steps",
         type=float,
         nargs="+",
-        default=[0.25, 0.5, 1.0, 2.0, 4.0],
+        default=[0.1, 0.25, 0.5, 1.0, 2.0, 4.0],
         help="lossy quantisation steps (prior standard deviations)",
     )
     p.add_argument(

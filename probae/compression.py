@@ -32,9 +32,12 @@ Exactness. Encoder and decoder must compute the same integer probabilities. The 
 always run on exactly ``batch_size`` rows (the last block padded), the probabilities are
 computed from their float32 outputs in float64 NumPy on arrays of the same shapes on both
 sides, and ``constriction`` quantises them deterministically. Decoding is therefore exact
-on the machine and software (TensorFlow, NumPy) that wrote the stream; another CPU or
-library version may round the networks' floats differently, which makes decoding fail
-(with a ValueError: the stream's end state is checked), never silently wrong.
+on the machine and software (TensorFlow, NumPy) that wrote the stream, in any process
+and with any number of threads; another CPU, library version or kernel choice may round
+the networks' floats differently (decoding a stream written with oneDNN's kernels under
+TF_ENABLE_ONEDNN_OPTS=0 fails, for one), which makes decoding fail with a ValueError
+(the stream's end state is checked), never silently wrong. Integer networks (Balle et al.
+2019) would remove this limit; probae's networks are float.
 
 The stream: a header (magic ``PBAE``, format version, mode, a fingerprint of the model's
 weights, dtype, example shape, count, batch size and coding parameters), the ANS words,
@@ -196,12 +199,16 @@ def _posterior_masses(mean, std, loc, scale, edges):
     t = (loc[None, :, None] + scale[None, :, None] * edges[None, None, :] - mean[..., None]) / (
         std[..., None]
     )
+    # One tail probability per edge, ndtr(-|t|), keeps the tails accurate (no 1 - 1):
+    # above the mean a bucket's mass is a difference of upper tails, below it of lower
+    # tails, and the bucket holding the mean gets 1 minus both tails.
+    tail = special.ndtr(-np.abs(t))
     lower, upper = t[..., :-1], t[..., 1:]
-    # Upper tail from the survival function, lower from the cdf: no cancellation.
+    tail_lower, tail_upper = tail[..., :-1], tail[..., 1:]
     masses = np.where(
-        lower > 0,
-        special.ndtr(-lower) - special.ndtr(-upper),
-        special.ndtr(upper) - special.ndtr(lower),
+        lower >= 0,
+        tail_lower - tail_upper,
+        np.where(upper <= 0, tail_upper - tail_lower, 1.0 - tail_lower - tail_upper),
     )
     return np.ascontiguousarray(masses.reshape(-1, masses.shape[-1]))
 

@@ -51,6 +51,29 @@ def test_discrete_support():
     assert probae.BernoulliDecoder(event_shape=(3,)).discrete_support == (0, 1)
 
 
+def test_buckets_have_equal_prior_mass_and_exact_posterior_mass():
+    """The latent buckets are the prior's quantiles, and a posterior's mass per bucket is
+    its cdf difference, accurate in the tails (tested against log-space closed forms)."""
+    edges, centres = compression._bucket_edges(3)
+    np.testing.assert_allclose(special.ndtr(edges), np.arange(9) / 8, atol=1e-15)
+    np.testing.assert_allclose(special.ndtr(centres), (np.arange(8) + 0.5) / 8, atol=1e-15)
+    edges, _ = compression._bucket_edges(8)
+    mean = np.array([[0.3, -1.2, 7.0, -7.0]])
+    std = np.array([[0.5, 2.0, 0.05, 0.05]])
+    loc, scale = np.array([0.0, 0.5, 0.0, 0.0]), np.array([1.0, 2.0, 1.0, 1.0])
+    masses = compression._posterior_masses(mean, std, loc, scale, edges).reshape(4, 256)
+    np.testing.assert_allclose(masses.sum(-1), 1.0, atol=1e-12)
+    bounds = (loc[:, None] + scale[:, None] * edges[None, :] - mean.T) / std.T
+    # mass = exp(log_ndtr(b)) - exp(log_ndtr(a)), in the upper tail with b -> -a
+    a, b = bounds[:, :-1], bounds[:, 1:]
+    upper = np.exp(special.log_ndtr(-a)) * -np.expm1(special.log_ndtr(-b) - special.log_ndtr(-a))
+    lower = np.exp(special.log_ndtr(b)) * -np.expm1(special.log_ndtr(a) - special.log_ndtr(b))
+    expected = np.where(a > 0, upper, lower)
+    np.testing.assert_allclose(masses, expected, rtol=1e-9, atol=1e-300)
+    # A posterior 7 prior deviations out puts its mass on the last buckets, not nowhere.
+    assert masses[2, -1] > 0.99 and masses[3, 0] > 0.99
+
+
 def test_lossless_round_trip_is_bit_exact(trained, stream):
     model, x = trained
     y = probae.decompress(model, stream)
