@@ -278,15 +278,9 @@ class BetaBinomial(tfd.BetaBinomial):
         dtype = a.dtype
         n, a, b, k = (tf.cast(t, tf.float64) for t in (n, a, b, counts))
         lgamma = tf.math.lgamma
-        log_prob = (
-            lgamma(n + 1.0)
-            - lgamma(k + 1.0)
-            - lgamma(n - k + 1.0)
-            + lgamma(k + a)
-            + lgamma(n - k + b)
-            - lgamma(n + a + b)
-            - lgamma(a)
-            - lgamma(b)
-            + lgamma(a + b)
-        )
+        # Grouped by shape: the codec asks for all 256 counts at once ([256, 1, ..., 1]
+        # against parameters [batch, ...]), and only the last line is that large.
+        log_binomial = lgamma(n + 1.0) - lgamma(k + 1.0) - lgamma(n - k + 1.0)  # counts
+        log_norm = lgamma(a + b) - lgamma(a) - lgamma(b) - lgamma(n + a + b)  # parameters
+        log_prob = lgamma(k + a) + lgamma(n - k + b) + (log_binomial + log_norm)
         return tf.cast(log_prob, dtype)
