@@ -155,7 +155,7 @@ def warm_start(model, path, x_train, seed):
     behind the saved model (its state.json's epochs plus those of the runs it started
     from), or None."""
     path = pathlib.Path(path)
-    source = keras.models.load_model(path)
+    source = probae.load_model(path)
     model(x_train[:2])  # build
 
     def shapes(layer):
@@ -322,7 +322,7 @@ def train(args, x_train, x_valid):
     if state is not None and state["epochs"] >= args.epochs and best.exists():
         # Nothing left to train: the best checkpoint is the model (committed checkpoints of
         # finished runs keep only best.keras and state.json).
-        return keras.models.load_model(best), state
+        return probae.load_model(best), state
     if state is not None and state["epochs"] > 0 and not backup_dir.exists():
         raise SystemExit(
             f"--resume: {run_dir} has no backup/ (a run from before resuming moved to "
@@ -359,7 +359,7 @@ def train(args, x_train, x_valid):
             verbose=0,
         )
     if best.exists():
-        model = keras.models.load_model(best)
+        model = probae.load_model(best)
     return model, state
 
 
