@@ -638,8 +638,9 @@ def _write_codec_output(path, x, model):
             raise CommandError(
                 f"examples of shape {tuple(x.shape[1:])} are not images: use OUTPUT.npy"
             )
-        if model.decoder.discrete_support == (0, 1) or image.max() <= 1.0:
-            image = image * 255.0  # binary data and means in [0, 1]
+        support = model.decoder.discrete_support
+        if support == (0, 1) or (support is None and image.max() <= 1.0):
+            image = image * 255.0  # binary data, and means of data in [0, 1]
         Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8)).save(path)
     else:
         raise CommandError(f"OUTPUT must end in .npy, .npz or .png. Received: {path}")

@@ -55,6 +55,17 @@ def test_png_round_trip(setup):
         np.testing.assert_array_equal(np.asarray(image), x[0].reshape(28, 28) * 255)
 
 
+def test_png_round_trip_of_8bit_pixels(tmp_path, mnist):
+    model = seeded(lambda: probae.VAE((784,), 2, likelihood="beta_binomial", hidden_units=(8,)))
+    model.save(tmp_path / "m8.keras")
+    pixels = np.round(mnist[2][0].reshape(28, 28) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "g.png")
+    assert _run("compress", tmp_path / "m8.keras", tmp_path / "g.png", tmp_path / "g.pbae") == 0
+    assert _run("decompress", tmp_path / "m8.keras", tmp_path / "g.pbae", tmp_path / "h.png") == 0
+    with Image.open(tmp_path / "h.png") as image:
+        np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
 def test_lossy(setup):
     folder, x = setup
     np.save(folder / "x.npy", x)

@@ -100,6 +100,18 @@ def test_round_trip_across_batch_sizes(trained, stream, batch_size):
         compression.decompress(model, data, batch_size=batch_size + 1)
 
 
+def test_round_trip_under_an_8bit_likelihood(mnist):
+    """A support of 256 values (the log_prob at every value, vectorised)."""
+    x = np.round(mnist[2][:20] * 255).astype(np.uint8)
+    model = seeded(lambda: probae.VAE((784,), 3, likelihood="beta_binomial", hidden_units=(16,)))
+    assert model.decoder.discrete_support == (0, 255)
+    data = probae.compress(model, x, batch_size=8)
+    assert compression.stream_info(data)["support"] == (0, 255)
+    np.testing.assert_array_equal(probae.decompress(model, data), x)
+    with pytest.raises(ValueError, match="integers in 0..255"):
+        probae.compress(model, x + 0.5)
+
+
 def test_round_trip_in_another_process(trained, stream, tmp_path):
     model, x = trained
     model.save(tmp_path / "model.keras")
