@@ -123,7 +123,7 @@ def _check_model(model):
     return loc, scale
 
 
-def _encoder_fn(model):
+def _encoder_fn(model, batch_size):
     def run(x):
         q = model.posterior(x, training=False)
         if not isinstance(q, tfd.MultivariateNormalDiag):
@@ -133,10 +133,10 @@ def _encoder_fn(model):
             )
         return q.mean(), q.stddev()
 
-    return model.traced(("compression", "encoder"), run)
+    return model.traced(("compression", "encoder", batch_size), run)
 
 
-def _support_fn(model, low, high):
+def _support_fn(model, low, high, batch_size):
     """z -> log p(x_i = v | z) for v = low..high: [num_values, rows, *event_shape]."""
     values = tf.range(low, high + 1, dtype=tf.float32)
     shape = [high - low + 1] + [1] * (1 + len(model.event_shape))
@@ -150,16 +150,18 @@ def _support_fn(model, low, high):
             )
         return likelihood.distribution.log_prob(tf.reshape(values, shape))
 
-    return model.traced(("compression", "support", low, high), run)
+    return model.traced(("compression", "support", low, high, batch_size), run)
 
 
-def _mean_fn(model):
+def _mean_fn(model, batch_size):
     def run(z):
         return model.decoder(z, training=False).mean()
 
-    return model.traced(("compression", "mean"), run)
+    return model.traced(("compression", "mean", batch_size), run)
 
 
+# Each network function is traced for one batch size (its key holds it): a graph traced
+# for a relaxed shape [None, ...] might pick other kernels, hence other floats.
 def _padded(fn, rows, batch_size):
     """fn on exactly batch_size rows (zero padding); a tuple of outputs is cut back to
     len(rows) rows, a single output is returned whole (its row axis may not be first)."""
@@ -495,7 +497,7 @@ def _bits_back_encode(model, xf, fields, loc, scale, count):
     edges, centres = _bucket_edges(fields["latent_bits"])
     categorical = stream.model.Categorical(perfect=False)
     uniform = stream.model.Uniform(2 ** fields["latent_bits"])
-    encoder, support = _encoder_fn(model), _support_fn(model, low, high)
+    encoder, support = _encoder_fn(model, batch_size), _support_fn(model, low, high, batch_size)
     initial = _initial_words(count)
     coder = stream.stack.AnsCoder(initial, seal=True)
     for start, stop in _blocks(len(xf), batch_size):
@@ -519,7 +521,7 @@ def _bits_back_encode(model, xf, fields, loc, scale, count):
 def _compress_lossy(model, xf, batch_size, step, loc, scale):
     stream = _ans()
     max_code = int(np.ceil(_LOSSY_RANGE / step))
-    encoder = _encoder_fn(model)
+    encoder = _encoder_fn(model, batch_size)
     codes = []
     for start in range(0, len(xf), batch_size):
         mean, _ = _padded(encoder, xf[start : start + batch_size], batch_size)
@@ -600,7 +602,7 @@ def _bits_back_decode(model, fields, words, loc, scale):
     edges, centres = _bucket_edges(fields["latent_bits"])
     categorical = stream.model.Categorical(perfect=False)
     uniform = stream.model.Uniform(2 ** fields["latent_bits"])
-    encoder, support = _encoder_fn(model), _support_fn(model, low, high)
+    encoder, support = _encoder_fn(model, batch_size), _support_fn(model, low, high, batch_size)
     initial = _initial_words(count)
     coder = stream.stack.AnsCoder(np.concatenate([initial[:untouched], words]))
     n, shape = fields["count"], tuple(fields["shape"])
@@ -645,8 +647,8 @@ def _decompress_lossy(model, fields, words, loc, scale):
     if not coder.is_empty():
         raise _corrupted()
     z = (loc + scale * step * codes.reshape(n, latent_dim).astype(np.float64)).astype(np.float32)
-    mean = _mean_fn(model)
     batch_size = fields["batch_size"]
+    mean = _mean_fn(model, batch_size)
     parts = [
         _padded(mean, z[start : start + batch_size], batch_size)[: min(batch_size, n - start)]
         for start in range(0, n, batch_size)
