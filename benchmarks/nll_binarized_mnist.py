@@ -501,7 +501,8 @@ def training_command(args):
     return " ".join(parts) + " --resume [--until HH:MM]"
 
 
-def main(argv=None):
+def build_parser():
+    """The command line's flags (also read by benchmarks/posterior_cost.py)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -575,7 +576,11 @@ def main(argv=None):
     )
     p.add_argument("--write-benchmarks", nargs="?", const=str(REPO / "BENCHMARKS.md"), default=None)
     p.add_argument("--machine", default=None, help="machine description for the table")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.run_dir is None:
         args.run_dir = str(REPO / "runs" / "nll_binarized_mnist" / f"{args.model}_{args.prior}")
     command = "python benchmarks/nll_binarized_mnist.py " + " ".join(
