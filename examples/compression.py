@@ -95,6 +95,8 @@ def main(args):
     if data is None:
         return 2
     (x_train, _), (x_test, _) = data
+    if not 1 <= args.latent_bits <= 16:
+        return _shared.error(f"--latent-bits must be in 1..16. Received: {args.latent_bits}")
     if args.n is not None:
         if args.n < 1:
             return _shared.error(f"--n must be a positive integer. Received: {args.n}")
@@ -114,7 +116,7 @@ def main(args):
 
     # Lossless: bits-back coding, and the round trip.
     start = time.perf_counter()
-    stream = probae.compress(model, x, batch_size=args.batch_size)
+    stream = probae.compress(model, x, batch_size=args.batch_size, latent_bits=args.latent_bits)
     compress_s = time.perf_counter() - start
     start = time.perf_counter()
     back = probae.decompress(model, stream)
@@ -223,6 +225,9 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=None, help="code only the first N test images")
     p.add_argument("--batch-size", type=int, default=100, help="images per coding block")
     p.add_argument("--num-samples", type=int, default=10, help="samples per image for -ELBO")
+    p.add_argument(
+        "--latent-bits", type=int, default=8, help="lossless: 2**B buckets per latent dimension"
+    )
     p.add_argument(
         "--steps",
         type=float,
