@@ -467,3 +467,28 @@ def test_detector_saves_to_and_loads_from_a_url(detector_file):
     np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
     with pytest.raises(FileNotFoundError):
         probae.AnomalyDetector.load(_ram("none.zip"))
+
+
+def test_hf_paths_go_to_keras_in_safe_mode_and_are_checked(saved, monkeypatch):
+    """hf:// (the Hugging Face Hub) is read by Keras itself; probae checks what it built."""
+    model, path, _ = saved
+    calls = []
+
+    def fake_load(filepath, compile=True, safe_mode=True, **kwargs):
+        calls.append((filepath, compile, safe_mode))
+        return returned
+
+    monkeypatch.setattr(keras.models, "load_model", fake_load)
+    returned = keras.Sequential([keras.layers.Dense(1)])
+    with pytest.raises(
+        probae.InvalidModelFileError, match="hf://user/repo.*loaded as a Sequential"
+    ):
+        probae.load_model("hf://user/repo")
+    monkeypatch.undo()
+    returned = probae.load_model(path)
+    monkeypatch.setattr(keras.models, "load_model", fake_load)
+    assert probae.load_model("hf://user/repo", compile=False) is returned
+    assert calls == [("hf://user/repo", True, True), ("hf://user/repo", False, True)]
+    returned.weights[0].assign(np.full(returned.weights[0].shape, np.nan, "float32"))
+    with pytest.raises(probae.InvalidModelFileError, match="hf://user/repo.*NaN or infinite"):
+        probae.load_model("hf://user/repo")
