@@ -53,7 +53,9 @@ SHARED = REPO.parent / "shared" / "datasets"
 # Named candidate settings: AnomalyDetector keyword arguments (random_state is the seed).
 CANDIDATES = {
     "default": {},
+    "trim10": {"trim_fraction": 0.1},
     "trim20": {"trim_fraction": 0.2},
+    "k100": {"num_samples": 100},
     "trim0": {"trim_fraction": 0.0},
     "beta1": {"beta": 1.0},
     "beta4": {"beta": 4.0},

@@ -75,6 +75,22 @@ def complexity(x, levels=256):
     )
 
 
+def _padded_batches(x, condition, batch_size):
+    """``(x, condition)`` batches of arrays already validated, in order, the last one
+    padded with copies of its last example to ``batch_size`` examples: the traced scoring
+    function then sees one shape, and a later call on another number of examples does not
+    trace it again (about a second on a CPU). Every example's score is unchanged (common
+    random numbers: scores do not depend on the batch); drop the padding's scores (the
+    rows after ``len(x)``)."""
+    for xb, cb in inputs.array_batches(x, condition, batch_size):
+        pad = batch_size - len(xb)
+        if pad:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], pad, axis=0)])
+            if cb is not None:
+                cb = np.concatenate([cb, np.repeat(cb[-1:], pad, axis=0)])
+        yield xb, cb
+
+
 def default_method(model):
     """ "log_likelihood" for a model with a density, "reconstruction" for point masses."""
     return "log_likelihood" if model.has_density else "reconstruction"
@@ -244,8 +260,8 @@ def anomaly_scores(
     batch_size = estimators.plan(np.prod(model.event_shape), k, batch_size, shared_noise=True)[0]
     if streamed:  # validated batch by batch as it streams
         batches, total = inputs.batches(model, x, c, batch_size)
-    else:  # validated once above
-        batches, total = inputs.array_batches(x, c, batch_size), len(x)
+    else:  # validated once above; the last batch is padded (_padded_batches)
+        batches, total = _padded_batches(x, c, batch_size), -(-len(x) // batch_size) * batch_size
     terms = estimators.estimate(
         model,
         batches,
@@ -257,6 +273,8 @@ def anomaly_scores(
         total=total,
         verbose=verbose,
     )
+    if not streamed:
+        terms = {key: value[: len(x)] for key, value in terms.items()}
     if per_feature:
         return -terms["reconstruction_per_feature"].astype(np.float32)
     key = {

@@ -160,3 +160,32 @@ def test_point_mass_encoder_refuses_likelihood_methods(autoencoder):
     for method in ("log_likelihood", "elbo"):
         with pytest.raises(ValueError, match="probabilistic encoder"):
             probae.anomaly_scores(autoencoder, curve_data(4), method=method)
+
+
+def test_scores_trace_once_for_any_number_of_rows(monkeypatch):
+    """The last batch is padded to the batch size (and the padding's scores dropped): the
+    scoring function is traced once whatever the number of rows, and every row's score
+    is the one it gets in any other call."""
+    import keras
+
+    import probae.estimators
+
+    keras.utils.set_random_seed(0)
+    model = probae.VAE((D,), 2, likelihood="gaussian", hidden_units=(8,))
+    model.fit(curve_data(32), epochs=1, verbose=0)
+    traces = []
+    real = probae.estimators.importance_sampling
+
+    def spy(x, *args, **kwargs):
+        traces.append(tuple(x.shape))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(probae.estimators, "importance_sampling", spy)
+    x = curve_data(70, seed=1)
+    full = probae.anomaly_scores(model, x, seed=0, batch_size=16, num_samples=4, verbose=0)
+    assert full.shape == (70,) and np.all(np.isfinite(full))
+    for n in (1, 3, 16, 41):
+        part = probae.anomaly_scores(model, x[:n], seed=0, batch_size=16, num_samples=4, verbose=0)
+        assert part.shape == (n,)
+        np.testing.assert_allclose(part, full[:n], rtol=1e-5, atol=1e-5)
+    assert traces == [(16, D)]

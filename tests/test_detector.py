@@ -1,6 +1,5 @@
 """The scikit-learn compatible AnomalyDetector (probae.detector)."""
 
-import math
 import os
 import pickle
 
@@ -154,34 +153,65 @@ def test_detector_bad_input(params, X, exc, match):
 
 
 def test_tabular_training_schedule_and_trimming(monkeypatch):
-    """epochs="auto": about 400 Adam steps in at most 20 epochs (a small table is repeated
-    within an epoch); the second half of the epochs leaves out the trim_fraction of the
-    training rows that the half-trained model scores as most anomalous."""
+    """epochs="auto": 400 Adam steps (at least two passes over the data); the second half
+    of the steps leaves out the trim_fraction of the training rows that the half-trained
+    model scores as most anomalous. All steps of a half run in one traced call."""
     calls = []
-    fit = probae.ProbabilisticAutoencoder.fit
+    run = probae.AnomalyDetector._train_steps
 
-    def spy(self, x=None, *args, **kwargs):
-        calls.append((np.array(x), kwargs["epochs"], kwargs["batch_size"]))
-        return fit(self, x, *args, **kwargs)
+    def spy(self, model, train, Z, weights, steps, batch, rng):
+        calls.append((np.array(Z), steps, batch))
+        return run(self, model, train, Z, weights, steps, batch, rng)
 
-    monkeypatch.setattr(probae.ProbabilisticAutoencoder, "fit", spy)
+    monkeypatch.setattr(probae.AnomalyDetector, "_train_steps", spy)
     X = curve_data(60, seed=3)
     X[:6] += 50.0  # six far outliers: the most anomalous rows after any training
     det = probae.AnomalyDetector(hidden_units=(8,), latent_dim=2, num_samples=5, beta=1.0).fit(X)
     assert det.model_.beta == 1.0 and isinstance(det.model_.decoder, probae.StudentTDecoder)
-    (x1, e1, b1), (x2, e2, b2) = calls
-    steps = e1 * math.ceil(len(x1) / b1) + e2 * math.ceil(len(x2) / b2)
-    assert e1 + e2 <= 20 and e1 == (e1 + e2) // 2 and 360 <= steps <= 420
-    assert len(x1) % 60 == 0 and len(x2) % 54 == 0 and len(x1) // 60 == len(x2) // 54
-    # the second half never sees the outliers, and sees every other row
+    (x1, s1, b1), (x2, s2, b2) = calls
+    assert (s1, s2) == (200, 200) and (b1, b2) == (60, 48)  # a batch holds at most every row
+    assert len(x1) == 60 and len(x2) == 48  # trim_fraction="auto": 20% of the rows dropped
+    # the second half never sees the outliers
     Z = ((X - det.mean_) / det.scale_).astype(np.float32)
-    np.testing.assert_allclose(np.unique(x2, axis=0), np.unique(Z[6:], axis=0))
+    np.testing.assert_allclose(x1, Z, rtol=1e-6)
+    gap = np.abs(x2[:, None, :] - Z[None, :, :]).max(axis=-1)  # [kept, all rows]
+    assert gap[:, :6].min() > 1e-3 and gap[:, 6:].min(axis=1).max() < 1e-5
     calls.clear()
     probae.AnomalyDetector(epochs=3, hidden_units=(8,), latent_dim=2, trim_fraction=0.0).fit(X)
-    assert [(len(c[0]), c[1]) for c in calls] == [(60, 3)]  # no trimming, no repetition
+    assert [(len(c[0]), c[1]) for c in calls] == [(60, 3)]  # no trimming: 3 passes of 1 batch
     assert probae.AnomalyDetector().set_params(epochs=3).beta == "auto"
-    # a large table: two passes (one before, one after trimming), no repetition
-    assert probae.AnomalyDetector()._tabular_schedule(100_000, 64) == (1, 2)
+    # a large table: two passes (one before, one after trimming)
+    assert probae.AnomalyDetector()._tabular_steps(100_000, 64) == 2 * 1563
+    assert probae.AnomalyDetector()._tabular_steps(6000, 64) == 400
+    assert probae.AnomalyDetector(epochs=2)._tabular_steps(100, 64) == 4
+
+
+def test_training_batches_are_shuffled_passes():
+    """Each step's batch holds distinct rows within a pass, and the passes cover every row
+    equally: 5 steps of 4 rows over 8 rows are 2.5 passes."""
+    seen = []
+
+    def train(Z, w, index):
+        seen.append((Z, w, index))
+        return np.float32(1.0)
+
+    det = probae.AnomalyDetector()
+
+    class Model:
+        def reset_metrics(self):
+            pass
+
+    Z = np.arange(16, dtype=np.float32).reshape(8, 2)
+    det._train_steps(Model(), train, Z, None, 5, 4, np.random.default_rng(0))
+    ((Zs, w, index),) = seen
+    assert index.shape == (5, 4) and index.dtype == np.int32
+    np.testing.assert_array_equal(np.sort(index[:2].ravel()), np.arange(8))
+    np.testing.assert_array_equal(np.sort(index[2:4].ravel()), np.arange(8))
+    np.testing.assert_array_equal(w, np.ones(8, np.float32))
+    with pytest.raises(probae.NonFiniteLossError, match="diverged"):
+        det._train_steps(
+            Model(), lambda *a: np.float32("nan"), Z, None, 1, 4, np.random.default_rng(0)
+        )
 
 
 def test_unfitted_and_wrong_width():
@@ -274,7 +304,7 @@ def test_images_get_a_conv_vae_with_fixed_scale_gaussian_decoder(tmp_path):
     loaded = probae.AnomalyDetector.load(tmp_path / "d.zip")
     np.testing.assert_allclose(loaded.score_samples(x[:5]), scores, rtol=1e-6)
     auto, mlp = probae.AnomalyDetector(), probae.AnomalyDetector(architecture="mlp")
-    assert auto._image_epochs(6000) == 11 and auto._tabular_schedule(6000, 64) == (1, 4)
+    assert auto._image_epochs(6000) == 11 and auto._tabular_steps(6000, 64) == 400
     assert mlp._image_epochs(6000) == 100 and mlp._image_epochs(64 * 500) == 20
 
 
