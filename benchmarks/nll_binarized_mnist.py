@@ -8,8 +8,8 @@ default 5000) with its standard error. Training backs up every epoch into
 ``--run-dir``/backup with the library's ``probae.BackupAndRestore`` (weights, optimizer
 state, sampling seed, epoch), so a run stopped by ``--until`` or by a crash resumes where
 it stopped with ``--resume``; the learning rate follows Keras' ``LearningRateScheduler``
-and the VAE's KL warm-up ``probae.callbacks.LinearBetaWarmup``, both by epoch index, so a
-resumed run continues its schedules.
+and the ELBO-trained models' KL warm-up ``probae.callbacks.LinearBetaWarmup``, both by
+epoch index, so a resumed run continues its schedules.
 
 Models (``--model``): ``vae`` (ELBO) and ``iwae`` (``--k`` samples) with one stochastic
 layer; ``iaf``, the same networks with an inverse autoregressive flow posterior
@@ -304,11 +304,12 @@ def describe_changes(state):
 
 
 def schedule_callbacks(args):
-    """The learning-rate schedule (Keras' ``LearningRateScheduler``) and, for the VAE, the
-    KL warm-up (``probae.callbacks.LinearBetaWarmup``): both read the epoch index, which
+    """The learning-rate schedule (Keras' ``LearningRateScheduler``) and, for the models
+    trained with the ELBO (vae, iaf, hvae), the KL warm-up
+    (``probae.callbacks.LinearBetaWarmup``): both read the epoch index, which
     ``probae.BackupAndRestore`` restores, so a resumed run continues them."""
     callbacks = [keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate(epoch, args))]
-    if args.model == "vae" and args.warmup > 0:
+    if args.model != "iwae" and args.warmup > 0:  # the ELBO-trained models
         callbacks.append(probae.callbacks.LinearBetaWarmup(args.warmup))
     return callbacks
 
@@ -533,7 +534,7 @@ def build_parser():
     p.add_argument("--decay-epochs", type=float, default=100.0)
     p.add_argument("--min-lr", type=float, default=1e-5)
     p.add_argument(
-        "--warmup", type=int, default=0, help="VAE: epochs of linear KL warm-up (0: none)"
+        "--warmup", type=int, default=0, help="vae, iaf, hvae: epochs of KL warm-up (0: none)"
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
