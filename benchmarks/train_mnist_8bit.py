@@ -5,8 +5,8 @@ scaling of the data): ``probae.BetaBinomialDecoder`` (``likelihood="beta_binomia
 latent size 40 as BB-ANS (Townsend et al. 2019, 1.41 bits/dim with one hidden layer of
 100 units), with wider networks: the encoder is Rescaling(1/255), Dense 512, Dense 256
 (relu), the decoder Dense 256, Dense 512 (relu) and a head giving both concentrations of
-every pixel. Only the weights are written (``--out``, a ``.weights.h5`` file, about 6 MB)
-with a JSON file of the settings beside it; ``build_model`` rebuilds the same model, so
+every pixel. Only the weights are written (``--out``, a ``.weights.h5`` file, 6 MB, no
+optimizer state) with a JSON file of the settings beside it; ``build_model`` rebuilds the same model, so
 ``benchmarks/compression.py`` loads it with ``load_trained``.
 
 Training stops after ``--epochs`` or at ``--minutes`` of wall-clock time (the end of the
@@ -80,6 +80,14 @@ def load_trained(path):
     return model
 
 
+def save_weights_only(model, path):
+    """Writes the model's weights without the optimizer's state (a third of the size of
+    ``model.save_weights`` of a compiled model, which includes Adam's two moments)."""
+    bare = build_model()
+    bare.set_weights(model.get_weights())
+    bare.save_weights(str(path))
+
+
 def load_mnist(split):
     with np.load(DATA) as d:
         return d[f"x_{split}"].reshape(-1, 784)
@@ -97,7 +105,7 @@ class Deadline(keras.callbacks.Callback):
         self.log = log
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model.save_weights(str(self.out))
+        save_weights_only(self.model, self.out)
         elapsed = time.time() - self.start
         self.log.append(
             {
@@ -112,7 +120,7 @@ class Deadline(keras.callbacks.Callback):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=100, help="0: only re-save the weights")
     parser.add_argument("--minutes", type=float, default=24.0)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -130,13 +138,18 @@ def main(argv=None):
     x = load_mnist("train")
     log = []
     start = time.time()
-    model.fit(
-        x,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        verbose=2,
-        callbacks=[Deadline(args.minutes * 60, out, log)],
-    )
+    if args.epochs > 0:
+        model.fit(
+            x,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            verbose=2,
+            callbacks=[Deadline(args.minutes * 60, out, log)],
+        )
+    save_weights_only(model, out)  # also with --epochs 0: strips an older file's Adam state
+    if not log:
+        print(f"no epochs trained; weights (without optimizer state) in {out}")
+        return
     leg = {"lr": args.lr, "batch_size": args.batch_size, "seconds": round(time.time() - start)}
     history.append({**leg, "epochs": log})
     meta.write_text(json.dumps({"settings": SETTINGS, "history": history}, indent=1))
