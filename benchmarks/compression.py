@@ -74,7 +74,7 @@ PUBLISHED = {
 }
 
 
-def load_images(which, n):
+def load_images(which, n, offset=0):
     """[n, 28, 28] uint8 test images: binary {0, 1} or 8-bit 0..255."""
     if which == "binarized":
         with np.load(DATA / "binarized_mnist.npz") as d:
@@ -82,7 +82,7 @@ def load_images(which, n):
     else:
         with np.load(DATA / "mnist.npz") as d:
             x = d["x_test"]
-    x = np.asarray(x, np.uint8).reshape(-1, 28, 28)
+    x = np.asarray(x, np.uint8).reshape(-1, 28, 28)[offset:]
     return x[:n] if n else x
 
 
@@ -231,13 +231,13 @@ def model_bounds(model, flat, k):
 
 
 def run(which, args):
-    x = load_images(which, args.n)
+    x = load_images(which, args.n, args.offset)
     binary = which == "binarized"
     n, dims = len(x), x[0].size
     flat = x.reshape(n, -1)
     model = load_model(which, args)
     path = args.binarized_model if binary else args.weights
-    result = {"data": which, "n": n, "dims": dims, "model_file": str(path)}
+    result = {"data": which, "n": n, "offset": args.offset, "dims": dims, "model_file": str(path)}
     result["model_file_bytes"] = pathlib.Path(path).stat().st_size
     if not args.no_stream:
         print(f"[{which}] {n} images: probae stream ...", flush=True)
@@ -348,6 +348,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", choices=["binarized", "8bit", "both"], default="both")
     parser.add_argument("--n", type=int, default=0, help="test images (0: all 10,000)")
+    parser.add_argument(
+        "--offset", type=int, default=0, help="first test image (to code the set in parts)"
+    )
     parser.add_argument("--k", type=int, default=100, help="importance samples for the bounds")
     parser.add_argument("--batch-size", type=int, default=100, help="compress's batch_size")
     parser.add_argument("--binarized-model", default=str(BINARIZED_MODEL))
@@ -357,8 +360,8 @@ def main(argv=None):
     )
     parser.add_argument("--out", default="benchmarks/runs/compression", help="JSON results folder")
     args = parser.parse_args(argv)
-    if args.n < 0 or args.k < 1 or args.batch_size < 1:
-        parser.error("--n must be >= 0, --k and --batch-size >= 1")
+    if args.n < 0 or args.offset < 0 or args.k < 1 or args.batch_size < 1:
+        parser.error("--n and --offset must be >= 0, --k and --batch-size >= 1")
     which = ["binarized", "8bit"] if args.data == "both" else [args.data]
     for path, flag in ((args.binarized_model, "binarized"), (args.weights, "8bit")):
         if flag in which and not pathlib.Path(path).exists():
@@ -375,7 +378,9 @@ def main(argv=None):
             argv if argv is not None else sys.argv[1:]
         )
         tag = "_no_stream" if args.no_stream else ""
-        (out / f"{w}_{result['n']}{tag}.json").write_text(json.dumps(result, indent=1))
+        (out / f"{w}_{args.offset}+{result['n']}{tag}.json").write_text(
+            json.dumps(result, indent=1)
+        )
         print(table(result), flush=True)
         print()
 
