@@ -19,7 +19,7 @@ before any of them is imported. ``--jobs N`` runs N files at once in separate wo
 processes (each with ``--threads`` threads); every method of a file runs in the same
 worker, one after the other, so their times are comparable.
 
-The report gives per file and mean AUROC and AP, mean seconds per fit + score, and the
+The report gives per file and mean AUROC, AP and seconds per fit + score, and the
 leave-one-dataset-out (LOO) figure: for each file, the candidate with the best mean AUROC
 over the *other* files is scored on this file; the LOO figure is the mean of those. It
 measures how well choosing defaults by this benchmark generalises to a file not used to
@@ -272,6 +272,15 @@ def report(records, files, methods, seeds):
         + " | ".join(f"{np.sum([secs[(f, m)] for f in files]):.1f}" for m in methods)
         + " | | |"
     )
+    print(f"\nAP (%) and seconds per fit + score, mean over seeds {seeds}\n")
+    print("| file | " + " | ".join(f"{short[m]} AP | {short[m]} s" for m in methods) + " |")
+    print("|" + "---|" * (2 * len(methods) + 1))
+    for f in files:
+        print(
+            f"| {f} | "
+            + " | ".join(f"{ap[(f, m)]:.2f} | {secs[(f, m)]:.1f}" for m in methods)
+            + " |"
+        )
     print(
         f"\nleave-one-dataset-out AUROC of the probae candidates {[short[c] for c in candidates]}: {loo:.2f}"
     )

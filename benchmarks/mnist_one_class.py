@@ -14,7 +14,7 @@ labelled classes 0, 1, 3, 4, 5, 7, 8, 9, each normal in turn; the pooled file sp
 labelled -1, classes 2 and 6, are left out of the test part).
 
     nice -n 10 python benchmarks/mnist_one_class.py
-    nice -n 10 python benchmarks/mnist_one_class.py --dataset fashion --epochs 20
+    nice -n 10 python benchmarks/mnist_one_class.py --dataset fashion --epochs 10 --test 2000
     nice -n 10 python benchmarks/mnist_one_class.py --digits 8 2 --likelihood bernoulli --epochs 10
     nice -n 10 python benchmarks/mnist_one_class.py --digits 8 --architecture conv --epochs 30
 """

@@ -65,7 +65,7 @@ _TABULAR_SAMPLES = 10
 # measured (the calibration of rows with missing entries, ``entry_log_prob_``), and the
 # most rows scored for it in all: one copy of every row per column, so wide tables use
 # fewer rows (at least _MIN_CALIBRATION_ROWS). Without the cap, the calibration of a
-# 512-column table scored 131,000 rows, 90% of the detector's time.
+# 512-column table scored 131,000 rows, most of the detector's time.
 _CALIBRATION_ROWS = 256
 _CALIBRATION_BUDGET = 4096
 _MIN_CALIBRATION_ROWS = 8

@@ -507,3 +507,14 @@ def test_detector_draws_its_contribution_chart(table_detector, tmp_path):
     shown = [list(df.columns).index(t.get_text()) for t in ax.get_xticklabels()]
     np.testing.assert_allclose(cells.filled(np.nan), per[:, shown], rtol=1e-6)
     assert len(shown) == 4
+
+
+def test_calibration_rows_scale_with_the_width():
+    """The calibration of missing entries scores every calibration row once per column:
+    256 rows up to 15 columns, about 4096 / (d + 1) beyond, at least 8, at most n."""
+    from probae.detector import calibration_rows
+
+    assert calibration_rows(10_000, 6) == 256 and calibration_rows(10_000, 15) == 256
+    assert calibration_rows(10_000, 30) == 4096 // 31 == 132
+    assert calibration_rows(10_000, 512) == 8 and calibration_rows(10_000, 5000) == 8
+    assert calibration_rows(5, 512) == 5 and calibration_rows(100, 6) == 100
