@@ -540,7 +540,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _image_epochs(self, n):
         """Epochs for n images: ``epochs="auto"`` means about ``_AUTO_STEPS`` Adam steps of
-        the image network (tables use ``_tabular_schedule``), within 10..100 epochs."""
+        the image network (tables use ``_tabular_steps``), within 10..100 epochs."""
         if self.epochs != "auto":
             return self.epochs
         steps_per_epoch = max(1, -(-n // self.batch_size))
