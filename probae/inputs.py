@@ -335,7 +335,8 @@ def check_dataset(model, dataset, name="x"):
                     [
                         f"{STREAM_ERROR} {what} must lie in [{low:g}, {high:g}] for a "
                         f"{type(model.decoder).__name__}: a batch streamed from the tf.data.Dataset "
-                        "has values outside (0-255 images? divide by 255)."
+                        "has values outside"
+                        + (" (0-255 images? divide by 255)." if high <= 1 else ".")
                     ],
                 )
         return element if len(element) > 1 else element[0]

@@ -153,3 +153,16 @@ def test_dataframes_and_sparse_matrices():
         model.fit(frame.where(frame > 0), epochs=1, verbose=0)
     with pytest.raises(TypeError, match=r"scipy.sparse csr_matrix.*toarray\(\)"):
         model.fit(sp.csr_matrix(x), epochs=1, verbose=0)
+
+
+def test_streamed_support_error_gives_the_scaling_hint_only_for_unit_interval_data():
+    # An 8-bit likelihood takes 0..255 as it is: "divide by 255" would be wrong advice.
+    x = np.random.default_rng(0).integers(0, 256, size=(16, 6)).astype(np.float32)
+    model = probae.VAE((6,), 2, hidden_units=(4,), likelihood="beta_binomial")
+    bad = tf.data.Dataset.from_tensor_slices(np.concatenate([x, x + 300])).batch(8)
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 255\]") as info:
+        model.fit(bad, epochs=1, verbose=0)
+    assert "divide by 255" not in str(info.value)
+    binary = probae.VAE((6,), 2, hidden_units=(4,))
+    with pytest.raises(ValueError, match="divide by 255"):
+        binary.fit(tf.data.Dataset.from_tensor_slices(x).batch(8), epochs=1, verbose=0)
