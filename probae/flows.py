@@ -283,6 +283,10 @@ class IAFEncoder(GaussianEncoder):
     variational inference with inverse autoregressive flow; Germain et al. 2015 (MADE).
     """
 
+    # IWAE(gradient_estimator='dreg') cannot stop the gradients of this posterior's
+    # parameters (objectives.IWAE.check refuses it when the model is built).
+    stoppable_posterior = False
+
     def __init__(
         self,
         latent_dim=None,

@@ -102,6 +102,10 @@ class HierarchicalEncoder(Encoder):
             options.
     """
 
+    # IWAE(gradient_estimator='dreg') cannot stop the gradients of this posterior's
+    # parameters (objectives.IWAE.check refuses it when the model is built).
+    stoppable_posterior = False
+
     def __init__(self, latent_dims=(40, 40), min_scale=1e-4, **kwargs):
         self.latent_dims = check_latent_dims(latent_dims)
         for option in ("network", "condition_shape"):

@@ -345,6 +345,12 @@ class IWAE(Objective):
 
     def check(self, encoder=None, prior=None):
         super().check(encoder, prior)
+        if self.gradient_estimator == "dreg" and not getattr(encoder, "stoppable_posterior", True):
+            raise ValueError(
+                "gradient_estimator='dreg' needs the posterior's gradients stopped at its "
+                f"parameters, which a {type(encoder).__name__}'s posterior (a flow or a joint "
+                "distribution) does not allow. Use gradient_estimator='iwae'."
+            )
         if self.gradient_estimator == "dreg" and getattr(prior, "uses_encoder", False):
             raise ValueError(
                 "gradient_estimator='dreg' assumes a prior that does not depend on the "

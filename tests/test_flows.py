@@ -205,11 +205,9 @@ def test_trains_with_every_objective_and_the_estimators(objective):
     np.testing.assert_allclose(scores, one_batch, rtol=1e-5)
 
 
-def test_dreg_is_refused_with_a_clear_error():
-    model = _model(probae.IWAE(num_samples=4, gradient_estimator="dreg"))
-    model.compile()
+def test_dreg_is_refused_with_a_clear_error_when_the_model_is_built():
     with pytest.raises(ValueError, match="gradient_estimator='iwae'"):
-        model.fit(_data(64), epochs=1, batch_size=32, verbose=0)
+        _model(probae.IWAE(num_samples=4, gradient_estimator="dreg"))
 
 
 def test_vamp_prior_needs_a_flow_without_context():

@@ -348,6 +348,11 @@ def test_vamp_prior_on_the_top_layer(tmp_path):
         ({"prior": "vamp"}, TypeError, "prior"),
         ({"input_shape": (0,)}, ValueError, "input_shape"),
         ({"min_scale": -1.0}, ValueError, "min_scale"),
+        (
+            {"objective": probae.IWAE(4, gradient_estimator="dreg")},
+            ValueError,
+            "gradient_estimator='iwae'",
+        ),
     ],
 )
 def test_preset_refuses_bad_options_by_name(kwargs, error, match):
