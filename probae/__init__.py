@@ -5,13 +5,16 @@ and the objective is computed from ``log_prob`` and KL terms. One model class,
 ``ProbabilisticAutoencoder``; every named variant is a configuration of it.
 
 ``import probae`` is light: TensorFlow, TensorFlow Probability and Keras load on the first
-use of a public name (PEP 562), so ``probae --help`` answers at once. The first such use
-imports every model module, which registers all of probae's Keras-serialisable classes, so
-``keras.saving.load_model`` finds them as before.
+use of a public name (PEP 562), so ``probae --help`` answers at once. probae's
+Keras-serialisable classes are registered as soon as Keras is there (at ``import probae`` if
+Keras or TensorFlow is already imported, else right after they are), so
+``keras.models.load_model`` finds them in any import order.
 """
 
 import importlib as _importlib
+import importlib.abc as _importlib_abc
 import os as _os
+import sys as _sys
 
 # TensorFlow's C++ start-up chatter (and TFP's tf_keras import) stay out of the user's
 # terminal unless they ask for it by setting TF_CPP_MIN_LOG_LEVEL themselves.
@@ -152,6 +155,14 @@ __all__ = [
 _MODULES = tuple(dict.fromkeys(_LAZY.values()))
 
 
+def _register_all():
+    """Imports every model module: registers all of probae's Keras-serialisable classes."""
+    # Once registering, Keras' own import needs no hook (nor may it re-enter this).
+    _sys.meta_path[:] = [f for f in _sys.meta_path if not isinstance(f, _RegisterOnKerasImport)]
+    for module in _MODULES:
+        _importlib.import_module(module)
+
+
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
@@ -159,8 +170,7 @@ def __getattr__(name):
     if module == f"{__name__}.{name}":
         # A submodule (also reached by `from probae import posteriors` inside probae).
         return _importlib.import_module(module)
-    for other in _MODULES:
-        _importlib.import_module(other)
+    _register_all()
     value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
@@ -168,3 +178,53 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+def _imported(name, just_executed=None):
+    module = _sys.modules.get(name)
+    if module is None:
+        return False
+    return module is just_executed or not getattr(module.__spec__, "_initializing", False)
+
+
+class _RegisterOnKerasImport(_importlib_abc.MetaPathFinder):
+    """Registers probae's classes once both Keras and TensorFlow have finished importing
+    (either may import the other), so that ``import probae`` stays light and
+    ``keras.models.load_model`` still finds the classes whatever the import order."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in ("keras", "tensorflow"):
+            return None
+        for finder in _sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+class _RegisteringLoader(_importlib_abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, attr):
+        return getattr(self._loader, attr)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        if _imported("keras", module) and _imported("tensorflow", module):
+            _register_all()
+
+
+if _imported("keras") or _imported("tensorflow"):
+    _register_all()
+else:
+    _sys.meta_path.insert(0, _RegisterOnKerasImport())

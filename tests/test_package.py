@@ -111,3 +111,29 @@ def test_min_constraints_refuses_a_dependency_without_a_floor(tmp_path):
     toml.write_text('[project]\ndependencies = ["numpy<3"]\n')
     with pytest.raises(ValueError, match="no lower bound"):
         floors(toml)
+
+
+SAVE = """
+import numpy as np, probae
+model = probae.VAE((6,), 2, hidden_units=(4,))
+model.fit(np.zeros((8, 6), "float32"), epochs=1, verbose=0)
+model.save({path!r})
+"""
+
+# keras.models.load_model finds probae's registered classes whatever the import order, even
+# when no probae name was touched in the process (the lazy import must not lose them).
+LOAD_ORDERS = {
+    "probae first": "import probae\nimport keras\n",
+    "keras first": "import keras\nimport probae\n",
+    "tensorflow first": "import tensorflow\nimport probae\nimport keras\n",
+}
+
+
+def test_keras_load_model_finds_probae_classes_in_any_import_order(tmp_path):
+    path = str(tmp_path / "m.keras")
+    subprocess.run([sys.executable, "-c", SAVE.format(path=path)], check=True)
+    for name, imports in LOAD_ORDERS.items():
+        code = imports + f"m = keras.models.load_model({path!r})\nprint(type(m).__name__)\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, (name, out.stderr[-2000:])
+        assert out.stdout.strip().endswith("ProbabilisticAutoencoder"), name
