@@ -97,14 +97,7 @@ class NetworkLayer(keras.layers.Layer):
         self.hidden_units = networks.check_hidden_units(
             self.default_hidden_units if hidden_units is None else hidden_units
         )
-        try:
-            keras.activations.get(activation)
-        except (ValueError, TypeError):
-            raise ValueError(
-                "activation must be a Keras activation name (such as 'relu', 'tanh' or 'glu') "
-                f"or a callable. Received: activation={activation!r}"
-            ) from None
-        self.activation = activation
+        self.activation = networks.check_activation(activation)
         self.filters = networks.check_hidden_units(filters, "filters")
         self.condition_shape = (
             None if condition_shape is None else check_shape(condition_shape, "condition_shape")

@@ -27,7 +27,7 @@ import tensorflow_probability as tfp
 from probae._validation import check_positive_float, check_shape, check_size
 from probae.encoders import Encoder, GaussianEncoder
 from probae.model import ProbabilisticAutoencoder
-from probae.networks import check_hidden_units
+from probae.networks import check_activation, check_hidden_units
 from probae.presets import make_decoder
 from probae.priors import Prior, StandardNormalPrior
 
@@ -192,14 +192,7 @@ class HierarchicalPrior(Prior):
             )
         self.top = top
         self.hidden_units = check_hidden_units(hidden_units)
-        try:
-            keras.activations.get(activation)
-        except (ValueError, TypeError):
-            raise ValueError(
-                "activation must be a Keras activation name or a callable. "
-                f"Received: activation={activation!r}"
-            ) from None
-        self.activation = activation
+        self.activation = check_activation(activation)
         self.min_scale = check_positive_float(min_scale, "min_scale")
         self.latent_dims = None if latent_dims is None else check_latent_dims(latent_dims)
         self.conditional = None

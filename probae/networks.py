@@ -30,6 +30,18 @@ def resolve_architecture(architecture, event_shape):
     return architecture
 
 
+def check_activation(activation):
+    """``activation`` if Keras resolves it, else ValueError naming the argument."""
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "activation must be a Keras activation name (such as 'relu', 'tanh' or 'glu') "
+            f"or a callable. Received: activation={activation!r}"
+        ) from None
+    return activation
+
+
 def check_hidden_units(hidden_units, name="hidden_units"):
     """Returns ``hidden_units`` as a tuple of positive ints."""
     if isinstance(hidden_units, int):
