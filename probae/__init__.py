@@ -187,13 +187,39 @@ def _imported(name, just_executed=None):
     return module is just_executed or not getattr(module.__spec__, "_initializing", False)
 
 
+def _probae_initializing(just_executed=None):
+    """Whether a probae submodule (other than ``just_executed``) is half-way through its
+    import: registering then would import modules that need its names before they exist."""
+    return any(
+        module is not just_executed
+        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(_sys.modules.items())
+        if name.startswith(f"{__name__}.")
+    )
+
+
+def _register_when_ready(just_executed=None):
+    """Registers now, or (inside a probae submodule's import) as soon as the outermost
+    probae import finishes."""
+    global _pending
+    _pending = _probae_initializing(just_executed)
+    if not _pending:
+        _register_all()
+
+
+_pending = False
+
+
 class _RegisterOnKerasImport(_importlib_abc.MetaPathFinder):
     """Registers probae's classes once both Keras and TensorFlow have finished importing
     (either may import the other), so that ``import probae`` stays light and
-    ``keras.models.load_model`` still finds the classes whatever the import order."""
+    ``keras.models.load_model`` still finds the classes whatever the import order. When a
+    probae submodule imports TensorFlow itself, registration waits until that submodule
+    (and every probae import around it) has finished: probae's submodules are watched
+    too."""
 
     def find_spec(self, name, path=None, target=None):
-        if name not in ("keras", "tensorflow"):
+        if name not in ("keras", "tensorflow") and not name.startswith(f"{__name__}."):
             return None
         for finder in _sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -220,8 +246,11 @@ class _RegisteringLoader(_importlib_abc.Loader):
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        if _imported("keras", module) and _imported("tensorflow", module):
-            _register_all()
+        if module.__name__ in ("keras", "tensorflow"):
+            if _imported("keras", module) and _imported("tensorflow", module):
+                _register_when_ready(module)
+        elif _pending:
+            _register_when_ready(module)
 
 
 if _imported("keras") or _imported("tensorflow"):

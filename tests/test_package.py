@@ -126,6 +126,10 @@ LOAD_ORDERS = {
     "probae first": "import probae\nimport keras\n",
     "keras first": "import keras\nimport probae\n",
     "tensorflow first": "import tensorflow\nimport probae\nimport keras\n",
+    # a probae module whose own import pulls in TensorFlow: the registration must wait
+    # until it has finished (it once ran inside it and failed on a half-imported module)
+    "submodule first": "import probae.datasets\nimport keras\n",
+    "submodule as attribute first": "import probae\nprobae.datasets.load_mnist\nimport keras\n",
 }
 
 
