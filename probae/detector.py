@@ -8,6 +8,7 @@ It follows scikit-learn's outlier-detector conventions (as ``IsolationForest`` d
 documented aliases (see the class doc).
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -23,7 +24,7 @@ import tensorflow as tf
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from probae import anomaly, saving
+from probae import anomaly, graphs, saving
 from probae.anomaly import METHODS, default_method
 from probae.callbacks import NonFiniteLossError
 from probae.decoders import GaussianDecoder, StudentTDecoder
@@ -111,15 +112,21 @@ def calibration_rows(n, d):
     return min(n, _CALIBRATION_ROWS, max(_MIN_CALIBRATION_ROWS, _CALIBRATION_BUDGET // (d + 1)))
 
 
+def _build(model, d):
+    """Builds a table model and its optimizer (``probae.graphs.shareable`` after this)."""
+    if not model.built:
+        model.build((None, d))
+    model.optimizer.build(model.trainable_variables)
+
+
 def _step_runner(model, d, weighted):
     """One traced function that runs many training steps of ``model`` (its own
     ``train_step``: loss, gradients, Adam update, seeds) in a single call:
     ``train(Z, w, index)`` takes rows ``Z[index[i]]`` (weights ``w[index[i]]``) for step i
-    and returns the mean loss. Traced once per fit for any number of steps and rows,
-    where ``keras.Model.fit`` traced again for each call and ran Python per batch."""
-    if not model.built:
-        model.build((None, d))
-    model.optimizer.build(model.trainable_variables)
+    and returns the mean loss. Traced once for any number of steps and rows (and, through
+    ``probae.graphs``, once per configuration), where ``keras.Model.fit`` traced again for
+    each call and ran Python per batch."""
+    _build(model, d)
 
     def step(i, loss, Z, w, index):
         x = tf.gather(Z, index[i])
@@ -560,14 +567,26 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _trim(self):
         return _TABULAR_TRIM if self.trim_fraction == "auto" else float(self.trim_fraction)
 
-    def _fit_table(self, model, Z, batch, weights):
+    def _graphs(self, model):
+        """``probae.graphs.shared(model)`` for the models the detector builds for tables
+        (their traced functions serve every later fit of the same configuration), else
+        ``model`` itself with a fresh dict of functions."""
+        if self.model is None and getattr(self, "table_", None) is not None:
+            return graphs.shared(model)
+        return contextlib.nullcontext((model, {}))
+
+    def _fit_table(self, model, functions, Z, batch, weights):
         """Trains on a table: the first half of the steps on all rows, then (with
         ``trim_fraction > 0`` and at least 2 steps) the second half without the training
-        rows that the half-trained model scores as most anomalous."""
+        rows that the half-trained model scores as most anomalous. ``functions``: where
+        the traced training function of ``model`` is kept (``_graphs``)."""
         steps = self._tabular_steps(len(Z), batch)
         n_drop = int(self._trim() * len(Z))
         first = steps // 2 if n_drop > 0 and len(Z) - n_drop >= 2 and steps >= 2 else steps
-        train = _step_runner(model, Z.shape[1], weights is not None)
+        key = ("train", weights is not None)
+        if key not in functions:
+            functions[key] = _step_runner(model, Z.shape[1], weights is not None)
+        train = functions[key]
         rng = np.random.default_rng(self.random_state)
         self._train_steps(model, train, Z, weights, first, batch, rng)
         if first < steps:
@@ -658,7 +677,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         batch = min(self.batch_size, len(Z))
         if kind == "table":
-            self._fit_table(model, Z, batch, weights)
+            _build(model, Z.shape[1])
+            with self._graphs(model) as (runner, functions):
+                self._fit_table(runner, functions, Z, batch, weights)
+                self._fit_scores(runner, Z, kind)
         else:
             model.fit(
                 Z,
@@ -668,15 +690,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                 shuffle=True,
                 verbose=self.verbose,
             )
+            self._fit_scores(model, Z, kind)
         self.model_ = model
-        self.method_ = default_method(model) if self.method is None else self.method
-        self.entry_log_prob_ = (
-            None
-            if kind == "images" or not getattr(model.encoder, "allows_missing", False)
-            else self._entry_log_prob(model, self.method_, Z).tolist()
-        )
-        scores = self._calibrated(Z, self._score(Z))
-        self.train_scores_ = scores
+        scores = self.train_scores_
         if self.contamination == "auto":
             median = np.median(scores)
             mad = np.median(np.abs(scores - median))
@@ -684,6 +700,17 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         else:
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
+
+    def _fit_scores(self, model, Z, kind):
+        """Sets ``method_``, ``entry_log_prob_`` and ``train_scores_`` from the trained
+        ``model`` (or the template holding its state)."""
+        self.method_ = default_method(model) if self.method is None else self.method
+        self.entry_log_prob_ = (
+            None
+            if kind == "images" or not getattr(model.encoder, "allows_missing", False)
+            else self._entry_log_prob(model, self.method_, Z).tolist()
+        )
+        self.train_scores_ = self._calibrated(Z, self._score(Z, model))
 
     def _num_samples(self):
         """k of the scores: ``num_samples``, or for tables (None) ``_TABULAR_SAMPLES``."""
@@ -697,7 +724,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _score(self, Z, model=None, method=None):
         """Minus the anomaly scores of Z (NaN as -inf) under ``model`` and ``method``
         (default: the fitted ``model_`` and ``method_``), without the calibration."""
-        model = self.model_ if model is None else model
+        if model is None:
+            with self._graphs(self.model_) as (runner, _):
+                return self._score(Z, runner, method)
         method = self.method_ if method is None else method
         s = -anomaly.anomaly_scores(
             model, Z, method=method, seed=self._seed(), num_samples=self._num_samples(), verbose=0
@@ -771,14 +800,15 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         seed = self._seed() if seed is None else seed
         num_samples = self._num_samples() if num_samples is None else num_samples
         kwargs.setdefault("verbose", 0)
-        s = anomaly.anomaly_scores(
-            self.model_,
-            Z,
-            method=method or self.method_,
-            seed=seed,
-            num_samples=num_samples,
-            **kwargs,
-        ).astype(np.float64)
+        with self._graphs(self.model_) as (runner, _):
+            s = anomaly.anomaly_scores(
+                runner,
+                Z,
+                method=method or self.method_,
+                seed=seed,
+                num_samples=num_samples,
+                **kwargs,
+            ).astype(np.float64)
         return -self._calibrated(Z, -s) if own else s
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -800,15 +830,16 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def _per_feature(self, Z, method="reconstruction", seed=None):
-        per = anomaly.anomaly_scores(
-            self.model_,
-            Z,
-            method=method,
-            per_feature=True,
-            seed=self._seed() if seed is None else seed,
-            num_samples=self._num_samples(),
-            verbose=0,
-        ).astype(np.float64)
+        with self._graphs(self.model_) as (runner, _):
+            per = anomaly.anomaly_scores(
+                runner,
+                Z,
+                method=method,
+                per_feature=True,
+                seed=self._seed() if seed is None else seed,
+                num_samples=self._num_samples(),
+                verbose=0,
+            ).astype(np.float64)
         if Z.ndim != 2:
             return per
         per[np.isnan(Z)] = np.nan
