@@ -20,7 +20,7 @@ def main():
 
     start = time.perf_counter()
     results = check_estimator(
-        probae.AnomalyDetector(epochs=2, hidden_units=(8,), latent_dim=2, num_samples=5),
+        probae.AnomalyDetector(epochs=2, hidden_units=(16, 8), latent_dim=2, num_samples=5),
         on_fail=None,
     )
     for r in results:

@@ -56,6 +56,11 @@ _AUTO_STEPS = {"tabular": 400, "mlp_image": 10_000, "conv_image": 1_000}
 # a KL weight above 1, short training and trimming keep the model from fitting the
 # anomalies that contaminate its training data.
 _TABULAR_LIKELIHOOD = "student_t"
+# The tabular MLPs of hidden_units="auto": the encoder's widths and the decoder's (the
+# decoder's are the decoders' own default, wider than the encoder's mirror: the setting
+# every tabular figure of BENCHMARKS.md was measured with).
+_TABULAR_ENCODER_UNITS = (64, 32)
+_TABULAR_DECODER_UNITS = (128, 256)
 _TABULAR_BETA = 2.0
 # Fraction of the training rows dropped half-way through training (trim_fraction="auto").
 _TABULAR_TRIM = 0.2
@@ -261,8 +266,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         handle_unknown: "rarest" (unseen categories are scored as the column's rarest
             training category) or "error".
         latent_dim: code size, or "auto" (tabular: min(8, max(2, d // 4)); images: 16).
-        hidden_units: widths of the MLP, or "auto" (tabular: (64, 32); images: (256,
-            128)).
+        hidden_units: widths of the encoder's MLP, the decoder's in reverse order, or
+            "auto" (tabular: encoder (64, 32), decoder (128, 256); images: (256, 128)
+            and its mirror).
         architecture: "auto" (tabular: an MLP; images: a CNN), "mlp" or "conv" (images
             only).
         epochs: training epochs (passes over the data), or "auto". Tabular data: 400
@@ -532,12 +538,16 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             )
         d = input_shape[0]
         latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
-        hidden = (64, 32) if self.hidden_units == "auto" else tuple(self.hidden_units)
+        if self.hidden_units == "auto":
+            hidden, decoder_net = _TABULAR_ENCODER_UNITS, {"hidden_units": _TABULAR_DECODER_UNITS}
+        else:
+            hidden = tuple(self.hidden_units)
+            decoder_net = {"hidden_units": tuple(reversed(hidden))}
         beta = _TABULAR_BETA if self.beta == "auto" else float(self.beta)
         model = VAE(
             input_shape,
             latent,
-            likelihood=table.decoder(min_scale=_MIN_SCALE),
+            likelihood=table.decoder(min_scale=_MIN_SCALE, **decoder_net),
             hidden_units=hidden,
             architecture=self.architecture,
             seed=seed,

@@ -222,7 +222,8 @@ class ProbabilisticAutoencoder(keras.Model):
         if self.penalty is not None:
             names += (self.penalty.name,)
         self._trackers = [keras.metrics.Mean(name=n) for n in names]
-        object.__setattr__(self, "_traced", {})  # tf.functions, untracked by Keras
+        # tf.functions (and has_density), untracked by Keras
+        object.__setattr__(self, "_traced", {})
         object.__setattr__(self, "_step_grouping", None)
         self.event_shape = None
         if input_shape is not None:
@@ -344,11 +345,15 @@ class ProbabilisticAutoencoder(keras.Model):
         """Whether q(z|x) has a density and a prior exists, so that bounds on log p(x)
         (``elbo``, ``log_likelihood``) are defined. False for a point-mass encoder."""
         self._require_built()
-        if self.prior is None:
-            return False
-        x = tf.zeros((1, *self.event_shape))
-        c = None if self.condition_shape is None else tf.zeros((1, *self.condition_shape))
-        return not posteriors.is_point_mass(self.posterior(x, condition=c))
+        if "has_density" not in self._traced:  # a property of the layers: asked once
+            if self.prior is None:
+                self._traced["has_density"] = False
+            else:
+                x = tf.zeros((1, *self.event_shape))
+                c = None if self.condition_shape is None else tf.zeros((1, *self.condition_shape))
+                posterior = self.posterior(x, condition=c)
+                self._traced["has_density"] = not posteriors.is_point_mass(posterior)
+        return self._traced["has_density"]
 
     def _require_density(self, what):
         if not self.has_density:

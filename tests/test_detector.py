@@ -269,7 +269,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [probae.AnomalyDetector(epochs=2, hidden_units=(8,), latent_dim=2, num_samples=5)],
+    [probae.AnomalyDetector(epochs=2, hidden_units=(16, 8), latent_dim=2, num_samples=5)],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_checks(estimator, check):
@@ -518,3 +518,17 @@ def test_calibration_rows_scale_with_the_width():
     assert calibration_rows(10_000, 30) == 4096 // 31 == 132
     assert calibration_rows(10_000, 512) == 8 and calibration_rows(10_000, 5000) == 8
     assert calibration_rows(5, 512) == 5 and calibration_rows(100, 6) == 100
+
+
+def test_hidden_units_shape_the_tables_decoder_too():
+    """An explicit hidden_units is the encoder's MLP and, reversed, the decoder's (it once
+    reached the encoder only: the decoder kept its own default widths, silently)."""
+    X = np.random.default_rng(0).normal(size=(60, 6))
+    det = probae.AnomalyDetector(hidden_units=(16, 8), epochs=1).fit(X)
+    assert tuple(det.model_.encoder.get_config()["hidden_units"]) == (16, 8)
+    assert tuple(det.model_.decoder.get_config()["hidden_units"]) == (8, 16)
+    kernels = [w.shape for w in det.model_.decoder.weights if len(w.shape) == 2]
+    assert [k[1] for k in kernels[:2]] == [8, 16]
+    auto = probae.AnomalyDetector(epochs=1).fit(X)  # "auto": the measured default, see the doc
+    assert tuple(auto.model_.encoder.get_config()["hidden_units"]) == (64, 32)
+    assert tuple(auto.model_.decoder.get_config()["hidden_units"]) == (128, 256)
