@@ -330,6 +330,16 @@ def main(args):
                     indent=1,
                 )
 
+    def arrived(new):
+        records.extend(new)
+        save()
+        for r in new:
+            print(
+                f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
+                f"({r['seconds']:.1f} s)",
+                flush=True,
+            )
+
     # Large files first, so that the workers finish at about the same time.
     order = sorted(files, key=lambda p: -os.path.getsize(p))
     if args.jobs > 1:
@@ -344,26 +354,10 @@ def main(args):
                 pool.submit(run_file, p, args.seeds, methods, done, args.threads): p for p in order
             }
             for fut in concurrent.futures.as_completed(futures):
-                new = fut.result()
-                records += new
-                save()
-                for r in new:
-                    print(
-                        f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
-                        f"({r['seconds']:.1f} s)",
-                        flush=True,
-                    )
+                arrived(fut.result())
     else:
         for p in order:
-            new = run_file(p, args.seeds, methods, done, args.threads)
-            records += new
-            save()
-            for r in new:
-                print(
-                    f"{r['file']} seed {r['seed']} {r['method']}: AUROC {100 * r['auroc']:.2f} "
-                    f"({r['seconds']:.1f} s)",
-                    flush=True,
-                )
+            arrived(run_file(p, args.seeds, methods, done, args.threads))
     save()
     report(records, [dataset_name(f) for f in files], methods, args.seeds)
 
