@@ -14,12 +14,14 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 import zipfile
 from typing import Any
 
 import keras
 import numpy as np
+import scipy.special
 import tensorflow as tf
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -90,6 +92,12 @@ _FITTED = (
 )
 PROBA_METHODS = ("linear", "unify")
 _FITTED_VALUE = object()  # "use the fitted attribute" (a default argument)
+
+
+def _log_mean_exp(parts):
+    """log((exp(a_1) + ... + exp(a_n)) / n), elementwise: the log-density of an
+    equal-weight mixture from its members' log-densities."""
+    return scipy.special.logsumexp(np.stack(parts), axis=0) - math.log(len(parts))
 
 
 def _is_int(value):
@@ -291,13 +299,21 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             of BENCHMARKS.md, k = 10 ranked rows as k = 100 did, at a tenth of the cost),
             the method's default for images (100 for "log_likelihood").
         standardize: standardise continuous columns.
+        n_models: how many models to train (seeds ``random_state``, ``random_state + 1``,
+            ...); the detector's likelihood is then that of their equal-weight mixture,
+            log((p_1(x) + ... + p_n(x)) / n), from each model's estimate (for other
+            methods, the same log-mean-exp of each model's minus score). An ensemble
+            costs n_models times the time and evens out the seed-to-seed spread of one
+            model (BENCHMARKS.md, one-class MNIST).
         random_state: int seed of the model's initialisation, training and scores
             (``fit`` calls ``keras.utils.set_random_seed``), or None.
         verbose: Keras' verbosity in ``fit``.
 
     Attributes:
         model_: the trained ``ProbabilisticAutoencoder`` (it reads preprocessed rows:
-            score raw data with ``probae.anomaly_scores(detector, X)``).
+            score raw data with ``probae.anomaly_scores(detector, X)``); with
+            ``n_models > 1``, the first of ``models_``.
+        models_: the list of the trained models (``n_models`` of them).
         preprocessor_: the fitted ``probae.TablePreprocessor`` (None for images).
         table_: its JSON state (what ``save`` stores).
         offset_: threshold on ``score_samples``.
@@ -327,6 +343,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         learning_rate=1e-3,
         num_samples=None,
         standardize=True,
+        n_models=1,
         random_state=0,
         verbose=0,
     ):
@@ -346,6 +363,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.num_samples = num_samples
         self.standardize = standardize
+        self.n_models = n_models
         self.random_state = random_state
         self.verbose = verbose
 
@@ -406,6 +424,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         ):
             raise ValueError(
                 f"num_samples must be None or a positive integer. Received: num_samples={self.num_samples!r}"
+            )
+        if not (_is_int(self.n_models) and self.n_models >= 1):
+            raise ValueError(
+                f"n_models must be a positive integer. Received: n_models={self.n_models!r}"
             )
         if self.random_state is not None and not (
             _is_int(self.random_state) and self.random_state >= 0
@@ -495,7 +517,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             )
         return _TABULAR_LIKELIHOOD if self.likelihood == "auto" else self.likelihood
 
-    def _make_model(self, input_shape, x, table=None):
+    def _make_model(self, input_shape, x, table=None, seed=None):
         if isinstance(self.model, ProbabilisticAutoencoder):
             config = self.model.get_config()
             model = type(self.model).from_config(config)
@@ -508,7 +530,6 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                     f"Received: {type(model).__name__}"
                 )
             return marginalize_missing(model) if np.isnan(x).any() else model
-        seed = self.random_state
         if len(input_shape) == 3:
             latent = 16 if self.latent_dim == "auto" else self.latent_dim
             architecture = "conv" if self.architecture == "auto" else self.architecture
@@ -585,7 +606,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return graphs.shared(model)
         return contextlib.nullcontext((model, {}))
 
-    def _fit_table(self, model, functions, Z, batch, weights):
+    def _fit_table(self, model, functions, Z, batch, weights, seed):
         """Trains on a table: the first half of the steps on all rows, then (with
         ``trim_fraction > 0`` and at least 2 steps) the second half without the training
         rows that the half-trained model scores as most anomalous. ``functions``: where
@@ -597,13 +618,16 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if key not in functions:
             functions[key] = _step_runner(model, Z.shape[1], weights is not None)
         train = functions[key]
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(seed)
         self._train_steps(model, train, Z, weights, first, batch, rng)
         if first < steps:
             method = default_method(model) if self.method is None else self.method
-            entry = self._entry_log_prob(model, method, Z) if np.isnan(Z).any() else None
+            score_seed = 0 if seed is None else seed
+            entry = (
+                self._entry_log_prob(model, method, Z, score_seed) if np.isnan(Z).any() else None
+            )
             scores = -self._calibrated(
-                Z, self._score(Z, model, method), entry
+                Z, self._score(Z, model, method, score_seed), entry
             )  # NaN: most anomalous
             kept = np.sort(np.argsort(scores, kind="stable")[: len(Z) - n_drop])
             w = None if weights is None else weights[kept]
@@ -681,27 +705,31 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.scale_ = np.ones(0)
             Z = X.astype(np.float32)
         self.input_shape_ = tuple(Z.shape[1:])
-        if self.random_state is not None:
-            keras.utils.set_random_seed(self.random_state)
-        model = self._make_model(self.input_shape_, Z, table)
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         batch = min(self.batch_size, len(Z))
-        if kind == "table":
-            _build(model, Z.shape[1])
-            with self._graphs(model) as (runner, functions):
-                self._fit_table(runner, functions, Z, batch, weights)
-                self._fit_scores(runner, Z, kind)
-        else:
-            model.fit(
-                Z,
-                sample_weight=weights,
-                epochs=self._image_epochs(len(Z)),
-                batch_size=batch,
-                shuffle=True,
-                verbose=self.verbose,
-            )
-            self._fit_scores(model, Z, kind)
-        self.model_ = model
+        models = []
+        for i in range(self.n_models):
+            seed = None if self.random_state is None else self.random_state + i
+            if seed is not None:
+                keras.utils.set_random_seed(seed)
+            model = self._make_model(self.input_shape_, Z, table, seed)
+            model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+            if kind == "table":
+                _build(model, Z.shape[1])
+                with self._graphs(model) as (runner, functions):
+                    self._fit_table(runner, functions, Z, batch, weights, seed)
+            else:
+                model.fit(
+                    Z,
+                    sample_weight=weights,
+                    epochs=self._image_epochs(len(Z)),
+                    batch_size=batch,
+                    shuffle=True,
+                    verbose=self.verbose,
+                )
+            models.append(model)
+        self.models_ = models
+        self.model_ = models[0]
+        self._fit_scores(Z, kind)
         scores = self.train_scores_
         if self.contamination == "auto":
             median = np.median(scores)
@@ -711,16 +739,29 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
-    def _fit_scores(self, model, Z, kind):
+    def _fit_scores(self, Z, kind):
         """Sets ``method_``, ``entry_log_prob_`` and ``train_scores_`` from the trained
-        ``model`` (or the template holding its state)."""
+        ``models_``."""
+        model = self.model_
         self.method_ = default_method(model) if self.method is None else self.method
         self.entry_log_prob_ = (
             None
             if kind == "images" or not getattr(model.encoder, "allows_missing", False)
-            else self._entry_log_prob(model, self.method_, Z).tolist()
+            else self._entry_log_prob(None, self.method_, Z).tolist()
         )
-        self.train_scores_ = self._calibrated(Z, self._score(Z, model))
+        self.train_scores_ = self._calibrated(Z, self._score(Z))
+
+    def _members(self):
+        """The trained models (``models_``; a detector loaded from an older file: model_)."""
+        return getattr(self, "models_", None) or [self.model_]
+
+    def _each_member(self, score, seed):
+        """``score(runner, seed + i)`` for each model i (on its shared template)."""
+        out = []
+        for i, member in enumerate(self._members()):
+            with self._graphs(member) as (runner, _):
+                out.append(score(runner, seed + i))
+        return out
 
     def _num_samples(self):
         """k of the scores: ``num_samples``, or for tables (None) ``_TABULAR_SAMPLES``."""
@@ -731,21 +772,24 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _seed(self):
         return 0 if self.random_state is None else self.random_state
 
-    def _score(self, Z, model=None, method=None):
+    def _score(self, Z, model=None, method=None, seed=None):
         """Minus the anomaly scores of Z (NaN as -inf) under ``model`` and ``method``
-        (default: the fitted ``model_`` and ``method_``), without the calibration."""
+        (default: the fitted ``models_``, their mixture, and ``method_``), without the
+        calibration; ``seed``: the scores' seed (default: the detector's)."""
+        seed = self._seed() if seed is None else seed
         if model is None:
-            with self._graphs(self.model_) as (runner, _):
-                return self._score(Z, runner, method)
+            parts = self._each_member(lambda m, s: self._score(Z, m, method, s), seed)
+            return parts[0] if len(parts) == 1 else _log_mean_exp(parts)
         method = self.method_ if method is None else method
         s = -anomaly.anomaly_scores(
-            model, Z, method=method, seed=self._seed(), num_samples=self._num_samples(), verbose=0
+            model, Z, method=method, seed=seed, num_samples=self._num_samples(), verbose=0
         )
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
 
-    def _entry_log_prob(self, model, method, Z):
+    def _entry_log_prob(self, model, method, Z, seed=None):
         """Per column j, the mean over (``calibration_rows``) rows observing x_j of
-        score(x_obs) - score(x_obs without x_j): what an entry of column j typically adds."""
+        score(x_obs) - score(x_obs without x_j): what an entry of column j typically adds
+        (``model`` None: the fitted models' mixture)."""
         rng = np.random.default_rng(self._seed())
         m = calibration_rows(len(Z), Z.shape[1])
         rows = Z[np.sort(rng.choice(len(Z), m, replace=False))]
@@ -756,7 +800,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             masked[:, j] = np.nan
             parts.append(masked)
             where.append(observed)
-        scores = self._score(np.concatenate(parts), model, method)
+        scores = self._score(np.concatenate(parts), model, method, seed)
         base, start, out = scores[: len(rows)], len(rows), np.zeros(Z.shape[1])
         for j, observed in enumerate(where):
             diff = base[observed] - scores[start : start + observed.sum()]
@@ -810,15 +854,18 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         seed = self._seed() if seed is None else seed
         num_samples = self._num_samples() if num_samples is None else num_samples
         kwargs.setdefault("verbose", 0)
-        with self._graphs(self.model_) as (runner, _):
-            s = anomaly.anomaly_scores(
+        parts = self._each_member(
+            lambda runner, member_seed: anomaly.anomaly_scores(
                 runner,
                 Z,
                 method=method or self.method_,
-                seed=seed,
+                seed=member_seed,
                 num_samples=num_samples,
                 **kwargs,
-            ).astype(np.float64)
+            ).astype(np.float64),
+            seed,
+        )
+        s = parts[0] if len(parts) == 1 else -_log_mean_exp([-p for p in parts])
         return -self._calibrated(Z, -s) if own else s
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -840,16 +887,19 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def _per_feature(self, Z, method="reconstruction", seed=None):
-        with self._graphs(self.model_) as (runner, _):
-            per = anomaly.anomaly_scores(
+        parts = self._each_member(
+            lambda runner, member_seed: anomaly.anomaly_scores(
                 runner,
                 Z,
                 method=method,
                 per_feature=True,
-                seed=self._seed() if seed is None else seed,
+                seed=member_seed,
                 num_samples=self._num_samples(),
                 verbose=0,
-            ).astype(np.float64)
+            ).astype(np.float64),
+            self._seed() if seed is None else seed,
+        )
+        per = np.mean(parts, axis=0)  # the models' mean contribution
         if Z.ndim != 2:
             return per
         per[np.isnan(Z)] = np.nan
@@ -985,8 +1035,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
         The file holds ``params.json`` (the constructor parameters and fitted scalars and
         arrays, as JSON, and a SHA-256 digest of every other member) and the model in
-        Keras' ``.keras`` format (``model.keras``, and ``model_param.keras`` for a model
-        passed as the ``model`` parameter). It is written under a temporary name beside
+        Keras' ``.keras`` format (``model.keras``, ``model_1.keras``, ... for the other
+        models of ``n_models > 1``, and ``model_param.keras`` for a model passed as the
+        ``model`` parameter). It is written under a temporary name beside
         ``path`` and renamed over it (``probae.saving.replace_atomically``), so an
         interrupted save never leaves a corrupt file in place of a good one.
 
@@ -1009,9 +1060,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         def write(tmp):
             with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(tmp, "w") as zf:
                 digests = {}
+                extra = getattr(self, "models_", [None])[1:]  # an ensemble's other models
                 for name, model in (
                     ("model.keras", getattr(self, "model_", None)),
                     ("model_param.keras", model_param),
+                    *((f"model_{i}.keras", m) for i, m in enumerate(extra, 1)),
                 ):
                     if model is not None:
                         file = os.path.join(folder, name)
@@ -1076,7 +1129,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
                         f"{prefix}: its params.json holds no 'params' and 'fitted' tables."
                     )
                 digests = state.get("sha256", {})
-                for name in ("model.keras", "model_param.keras"):
+                members = sorted(n for n in names if re.fullmatch(r"model_[1-9][0-9]*\.keras", n))
+                for name in ("model.keras", "model_param.keras", *members):
                     if name not in names:
                         continue
                     data = zf.read(name)
@@ -1127,6 +1181,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             setattr(det, key, _fitted_value(prefix, key, value))
         if "model.keras" in models:
             det.model_ = models["model.keras"]
+            extra = [f"model_{i}.keras" for i in range(1, det.n_models)]
+            found = sorted(n for n in models if re.fullmatch(r"model_[0-9]+\.keras", n))
+            if sorted(extra) != found:
+                raise saving.InvalidModelFileError(
+                    f"{prefix}: n_models={det.n_models} needs the models {['model.keras', *extra]}; "
+                    f"the archive holds {['model.keras', *found]}."
+                )
+            det.models_ = [det.model_, *(models[n] for n in extra)]
         _check_fitted_state(prefix, det)
         return det
 
@@ -1136,12 +1198,16 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             value = state.get(key)
             if isinstance(value, ProbabilisticAutoencoder):
                 state[key] = _ModelBytes(value)
+        if "models_" in state:  # models_[0] is model_: stored once
+            state["models_"] = [_ModelBytes(m) for m in state["models_"][1:]]
         return state
 
     def __setstate__(self, state):
         for key in ("model_", "model"):
             if isinstance(state.get(key), _ModelBytes):
                 state[key] = state[key].load()
+        if "models_" in state:
+            state["models_"] = [state["model_"], *(m.load() for m in state["models_"])]
         self.__dict__.update(state)
 
 
@@ -1234,11 +1300,12 @@ def _check_fitted_state(prefix, det):
                 f"has n_features_in_={n} (the file was edited)."
             )
     shape = getattr(det, "input_shape_", None)
-    if shape is not None and tuple(det.model_.event_shape or ()) != tuple(shape):
-        raise saving.InvalidModelFileError(
-            f"{prefix}: input_shape_={shape} does not match the model's input shape "
-            f"{det.model_.event_shape} (the file was edited)."
-        )
+    for model in det.models_:
+        if shape is not None and tuple(model.event_shape or ()) != tuple(shape):
+            raise saving.InvalidModelFileError(
+                f"{prefix}: input_shape_={shape} does not match the model's input shape "
+                f"{model.event_shape} (the file was edited)."
+            )
     if getattr(det, "table_", None) is not None:
         try:
             det.preprocessor_  # noqa: B018 (rebuilt from table_ to check it)

@@ -532,3 +532,43 @@ def test_hidden_units_shape_the_tables_decoder_too():
     auto = probae.AnomalyDetector(epochs=1).fit(X)  # "auto": the measured default, see the doc
     assert tuple(auto.model_.encoder.get_config()["hidden_units"]) == (64, 32)
     assert tuple(auto.model_.decoder.get_config()["hidden_units"]) == (128, 256)
+
+
+def test_n_models_is_the_mixture_of_single_detectors(tmp_path):
+    """n_models=2 trains the detectors of random_state and random_state + 1 and scores by
+    their equal-weight mixture: log((p_1 + p_2) / 2), each p_i from its own detector."""
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(120, 4)), rng.normal(size=(20, 4)) * 2
+    kw = dict(epochs=2, hidden_units=(8,), num_samples=5)
+    pair = probae.AnomalyDetector(n_models=2, random_state=3, **kw).fit(X)
+    one = probae.AnomalyDetector(random_state=3, **kw).fit(X)
+    two = probae.AnomalyDetector(random_state=4, **kw).fit(X)
+    a, b = one.score_samples(T), two.score_samples(T)
+    expected = np.logaddexp(a, b) - np.log(2.0)
+    np.testing.assert_allclose(pair.score_samples(T), expected, rtol=1e-12)
+    assert len(pair.models_) == 2 and pair.model_ is pair.models_[0]
+    np.testing.assert_allclose(
+        probae.anomaly_scores(pair, T), -expected, rtol=1e-6
+    )  # the public path, float32 scores
+    per = pair.score_features(T)
+    np.testing.assert_allclose(per, (one.score_features(T) + two.score_features(T)) / 2)
+    # saved and pickled with every model; a file missing one is refused
+    path = tmp_path / "pair.zip"
+    pair.save(path)
+    np.testing.assert_array_equal(
+        probae.AnomalyDetector.load(path).score_samples(T), pair.score_samples(T)
+    )
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(pair)).score_samples(T), pair.score_samples(T)
+    )
+    import zipfile
+
+    cut = tmp_path / "cut.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(cut, "w") as dst:
+        for name in src.namelist():
+            if name != "model_1.keras":
+                dst.writestr(name, src.read(name))
+    with pytest.raises(probae.InvalidModelFileError, match="n_models=2 needs the models"):
+        probae.AnomalyDetector.load(cut)
+    with pytest.raises(ValueError, match="n_models must be a positive integer"):
+        probae.AnomalyDetector(n_models=0).fit(X)
