@@ -17,6 +17,7 @@ labelled -1, classes 2 and 6, are left out of the test part).
     nice -n 10 python benchmarks/mnist_one_class.py --dataset fashion --epochs 10 --test 2000
     nice -n 10 python benchmarks/mnist_one_class.py --digits 8 2 --likelihood bernoulli --epochs 10
     nice -n 10 python benchmarks/mnist_one_class.py --digits 8 --architecture conv --epochs 30
+    nice -n 10 python benchmarks/mnist_one_class.py --n-models 3      # an ensemble of 3
 """
 
 import argparse
@@ -63,6 +64,7 @@ def main(args):
             epochs=args.epochs,
             num_samples=args.num_samples,
             method=args.method,
+            n_models=args.n_models,
             random_state=args.seed,
         ).fit(x_train[y_train == digit])
         score = -det.score_samples(x_test)
@@ -119,6 +121,12 @@ def parse_args(argv=None):
     parser.add_argument("--num-samples", type=int, default=20)
     parser.add_argument("--method", default=None)
     parser.add_argument("--test", type=int, default=10000, help="test images scored")
+    parser.add_argument(
+        "--n-models",
+        type=int,
+        default=1,
+        help="AnomalyDetector(n_models=...): an ensemble of models with seeds seed, seed + 1, ...",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--data-dir",
