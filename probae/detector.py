@@ -445,6 +445,13 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _read(self, X, reset):
         """X -> ("table", the raw table) or ("images", a float64 array), validated with
         scikit-learn (feature count and names)."""
+        if isinstance(X, tf.data.Dataset):
+            raise TypeError(
+                "X must be a table (a DataFrame, an array or a list of rows) or images (an "
+                "array (n, height, width[, channels])) held in memory. Received: a "
+                "tf.data.Dataset (to score a stream, train a probae model on it and call "
+                "probae.anomaly_scores(model, dataset))"
+            )
         if isinstance(X, np.ndarray) and X.dtype.names is not None:
             import pandas as pd
 

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from probae import networks
 from probae.decoders import (
     BernoulliDecoder,
     GaussianDecoder,
@@ -57,7 +58,16 @@ class _ObservedMaskInput:
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        super().build((*input_shape[:-1], 2 * int(input_shape[-1])))
+        d = int(input_shape[-1])
+        declared = None if self.network is None else networks.declared_shape(self.network, "input")
+        if declared is not None and declared[-1] != 2 * d:
+            raise ValueError(
+                f"A {type(self).__name__} reads 2 x {d} = {2 * d} features per example (the "
+                f"values with NaN set to 0, then the observed mask), but its encoder network "
+                f"declares {declared[-1]} input features. Give a network with "
+                f"keras.Input(({2 * d},)) to marginalise missing entries, or fill them."
+            )
+        super().build((*input_shape[:-1], 2 * d))
         self.event_shape = tuple(int(d) for d in input_shape[1:])
 
     def call(self, inputs, condition=None):

@@ -30,6 +30,18 @@ def resolve_architecture(architecture, event_shape):
     return architecture
 
 
+def declared_shape(network, which):
+    """A Keras network's declared input or output shape (without the batch axis), or None
+    when it has none yet (an unbuilt Sequential without an Input)."""
+    try:
+        shape = network.input_shape if which == "input" else network.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if isinstance(shape, list) or shape is None or any(d is None for d in shape[1:]):
+        return None
+    return tuple(int(d) for d in shape[1:])
+
+
 def check_activation(activation):
     """``activation`` if Keras resolves it, else ValueError naming the argument."""
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from probae import networks
 from probae._validation import check_positive_int, check_shape
 from probae.corruption import get_corruption
 from probae.decoders import (
@@ -127,18 +128,6 @@ def _build(
     return ProbabilisticAutoencoder(encoder, decoder, input_shape=input_shape, **model_kwargs)
 
 
-def _declared_shape(network, which):
-    """A Keras network's declared input or output shape (without the batch axis), or None
-    when it has none yet (an unbuilt Sequential without an Input)."""
-    try:
-        shape = network.input_shape if which == "input" else network.output_shape
-    except (AttributeError, ValueError, RuntimeError):
-        return None
-    if isinstance(shape, list) or shape is None or any(d is None for d in shape[1:]):
-        return None
-    return tuple(int(d) for d in shape[1:])
-
-
 def _build_from_networks(
     encoder_cls,
     encoder_network,
@@ -169,9 +158,9 @@ def _build_from_networks(
             "encoder_network and decoder_network must be None when the networks are given "
             "positionally (probae.VAE(encoder, decoder))."
         )
-    code = _declared_shape(decoder_network, "input")
+    code = networks.declared_shape(decoder_network, "input")
     latent_dim = code[-1] if code else None
-    data_shape = _declared_shape(encoder_network, "input")
+    data_shape = networks.declared_shape(encoder_network, "input")
     encoder = encoder_cls(latent_dim, network=encoder_network, head=head, **(encoder_kwargs or {}))
     decoder = make_decoder(
         likelihood,

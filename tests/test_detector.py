@@ -572,3 +572,13 @@ def test_n_models_is_the_mixture_of_single_detectors(tmp_path):
         probae.AnomalyDetector.load(cut)
     with pytest.raises(ValueError, match="n_models must be a positive integer"):
         probae.AnomalyDetector(n_models=0).fit(X)
+
+
+def test_a_tf_data_stream_is_refused_by_name():
+    """The detector reads arrays and DataFrames; a tf.data.Dataset once died in NumPy's
+    float() with a message naming neither X nor what it expects."""
+    import tensorflow as tf
+
+    stream = tf.data.Dataset.from_tensor_slices(np.zeros((10, 3), "float32")).batch(5)
+    with pytest.raises(TypeError, match="X must be .*Received: a tf.data.Dataset"):
+        probae.AnomalyDetector().fit(stream)

@@ -205,3 +205,12 @@ def test_rows_missing_different_numbers_of_entries_are_comparable(detector_with_
     auc_calibrated = roc_auc_score(y, np.r_[-calibrated[0], -det.score_samples(a4)])
     assert auc_calibrated > auc_raw + 0.3
     assert np.all(np.isfinite(det.entry_log_prob_)) and len(det.entry_log_prob_) == 8
+
+
+def test_own_encoder_network_of_the_wrong_width_is_named():
+    """marginalize_missing feeds the encoder [x, observed mask]: a user's encoder network
+    declared for d features must be refused by name (it once died deep in Keras)."""
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu")])
+    model = probae.VAE((3,), 2, likelihood="gaussian", encoder_network=net, seed=0)
+    with pytest.raises(ValueError, match=r"reads 2 x 3 = 6 features.*declares 3"):
+        probae.marginalize_missing(model)
