@@ -182,19 +182,23 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
+def _initializing(module, just_executed=None):
+    """Whether ``module`` is half-way through its import (``just_executed`` counts as done)."""
+    return module is not just_executed and getattr(
+        getattr(module, "__spec__", None), "_initializing", False
+    )
+
+
 def _imported(name, just_executed=None):
     module = _sys.modules.get(name)
-    if module is None:
-        return False
-    return module is just_executed or not getattr(module.__spec__, "_initializing", False)
+    return module is not None and not _initializing(module, just_executed)
 
 
 def _probae_initializing(just_executed=None):
     """Whether a probae submodule (other than ``just_executed``) is half-way through its
     import: registering then would import modules that need its names before they exist."""
     return any(
-        module is not just_executed
-        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        _initializing(module, just_executed)
         for name, module in list(_sys.modules.items())
         if name.startswith(f"{__name__}.")
     )

@@ -57,11 +57,10 @@ _AUTO_STEPS = {"tabular": 400, "mlp_image": 10_000, "conv_image": 1_000}
 # a KL weight above 1, short training and trimming keep the model from fitting the
 # anomalies that contaminate its training data.
 _TABULAR_LIKELIHOOD = "student_t"
-# The tabular MLPs of hidden_units="auto": the encoder's widths and the decoder's (the
-# decoder's are the decoders' own default, wider than the encoder's mirror: the setting
-# every tabular figure of BENCHMARKS.md was measured with).
+# The tabular encoder's MLP of hidden_units="auto"; its decoder keeps the decoders' own
+# default widths (128, 256), wider than the encoder's mirror: the setting every tabular
+# figure of BENCHMARKS.md was measured with.
 _TABULAR_ENCODER_UNITS = (64, 32)
-_TABULAR_DECODER_UNITS = (128, 256)
 _TABULAR_BETA = 2.0
 # Fraction of the training rows dropped half-way through training (trim_fraction="auto").
 _TABULAR_TRIM = 0.2
@@ -136,8 +135,7 @@ def _step_runner(model, d, weighted):
     ``train(Z, w, index)`` takes rows ``Z[index[i]]`` (weights ``w[index[i]]``) for step i
     and returns the mean loss. Traced once for any number of steps and rows (and, through
     ``probae.graphs``, once per configuration), where ``keras.Model.fit`` traced again for
-    each call and ran Python per batch."""
-    _build(model, d)
+    each call and ran Python per batch. ``model`` and its optimizer are built (``_build``)."""
 
     def step(i, loss, Z, w, index):
         x = tf.gather(Z, index[i])
@@ -566,7 +564,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         d = input_shape[0]
         latent = min(8, max(2, d // 4)) if self.latent_dim == "auto" else self.latent_dim
         if self.hidden_units == "auto":
-            hidden, decoder_net = _TABULAR_ENCODER_UNITS, {"hidden_units": _TABULAR_DECODER_UNITS}
+            hidden, decoder_net = _TABULAR_ENCODER_UNITS, {}
         else:
             hidden = tuple(self.hidden_units)
             decoder_net = {"hidden_units": tuple(reversed(hidden))}
@@ -612,11 +610,12 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             return graphs.shared(model)
         return contextlib.nullcontext((model, {}))
 
-    def _fit_table(self, model, functions, Z, batch, weights, seed):
+    def _fit_table(self, model, functions, Z, batch, weights, i):
         """Trains on a table: the first half of the steps on all rows, then (with
         ``trim_fraction > 0`` and at least 2 steps) the second half without the training
         rows that the half-trained model scores as most anomalous. ``functions``: where
-        the traced training function of ``model`` is kept (``_graphs``)."""
+        the traced training function of ``model`` is kept (``_graphs``); ``i``: which of
+        the ``n_models`` it is (its seeds)."""
         steps = self._tabular_steps(len(Z), batch)
         n_drop = int(self._trim() * len(Z))
         first = steps // 2 if n_drop > 0 and len(Z) - n_drop >= 2 and steps >= 2 else steps
@@ -624,11 +623,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if key not in functions:
             functions[key] = _step_runner(model, Z.shape[1], weights is not None)
         train = functions[key]
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self._member_seed(i))
         self._train_steps(model, train, Z, weights, first, batch, rng)
         if first < steps:
             method = default_method(model) if self.method is None else self.method
-            score_seed = 0 if seed is None else seed
+            score_seed = self._seed() + i  # as _each_member scores model i
             entry = (
                 self._entry_log_prob(model, method, Z, score_seed) if np.isnan(Z).any() else None
             )
@@ -714,7 +713,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         batch = min(self.batch_size, len(Z))
         models = []
         for i in range(self.n_models):
-            seed = None if self.random_state is None else self.random_state + i
+            seed = self._member_seed(i)
             if seed is not None:
                 keras.utils.set_random_seed(seed)
             model = self._make_model(self.input_shape_, Z, table, seed)
@@ -722,7 +721,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             if kind == "table":
                 _build(model, Z.shape[1])
                 with self._graphs(model) as (runner, functions):
-                    self._fit_table(runner, functions, Z, batch, weights, seed)
+                    self._fit_table(runner, functions, Z, batch, weights, i)
             else:
                 model.fit(
                     Z,
@@ -777,6 +776,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
 
     def _seed(self):
         return 0 if self.random_state is None else self.random_state
+
+    def _member_seed(self, i):
+        """The training seed of model i: random_state + i, or None."""
+        return None if self.random_state is None else self.random_state + i
 
     def _score(self, Z, model=None, method=None, seed=None):
         """Minus the anomaly scores of Z (NaN as -inf) under ``model`` and ``method``
@@ -1188,7 +1191,7 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         if "model.keras" in models:
             det.model_ = models["model.keras"]
             extra = [f"model_{i}.keras" for i in range(1, det.n_models)]
-            found = sorted(n for n in models if re.fullmatch(r"model_[0-9]+\.keras", n))
+            found = sorted(n for n in models if n not in ("model.keras", "model_param.keras"))
             if sorted(extra) != found:
                 raise saving.InvalidModelFileError(
                     f"{prefix}: n_models={det.n_models} needs the models {['model.keras', *extra]}; "

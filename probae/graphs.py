@@ -109,10 +109,14 @@ def shared(model: keras.Model) -> Iterator[tuple[keras.Model, dict]]:
         template = _templates.pop(key, None)
         if template is None:
             template = _Template(model)
-        _templates[key] = template  # most recently used last
-        while len(_templates) > MAX_TEMPLATES:
-            _templates.popitem(last=False)
-    if not _compatible(model, template.model) or not template.lock.acquire(blocking=False):
+        if _compatible(model, template.model):
+            # most recently used last; a model of the same key has the same state shapes
+            _templates[key] = template
+            while len(_templates) > MAX_TEMPLATES:
+                _templates.popitem(last=False)
+        else:  # its configuration does not rebuild the same state: not shareable
+            template = None
+    if template is None or not template.lock.acquire(blocking=False):
         yield model, {}
         return
     try:
