@@ -32,6 +32,7 @@ from probae.decoders import GaussianDecoder, StudentTDecoder
 from probae.missing import marginalize_missing
 from probae.model import ProbabilisticAutoencoder
 from probae.presets import VAE
+from probae.seeds import keras_seed
 from probae.tables import CONTINUOUS, HANDLE_UNKNOWN, TablePreprocessor, is_dataframe
 
 __all__ = ["AnomalyDetector"]
@@ -302,8 +303,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             log-mean-exp, which each row's best-fitting model dominates (BENCHMARKS.md).
             An ensemble costs n_models times the time and evens out the seed-to-seed
             spread of one model.
-        random_state: int seed of the model's initialisation, training and scores
-            (``fit`` calls ``keras.utils.set_random_seed``), or None.
+        random_state: int seed of the model's initialisation, training and scores, or
+            None. A table fit leaves the global random generators as they were
+            (``probae.seeds.keras_seed``); an image fit calls
+            ``keras.utils.set_random_seed`` (Keras' shuffling draws from TensorFlow's
+            global generator).
         verbose: Keras' verbosity in ``fit``.
 
     Attributes:
@@ -629,7 +633,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             method = default_method(model) if self.method is None else self.method
             score_seed = self._seed() + i  # as _each_member scores model i
             entry = (
-                self._entry_log_prob(model, method, Z, score_seed) if np.isnan(Z).any() else None
+                self._entry_log_prob(self._calibration_rows(Z), model, method, score_seed)
+                if np.isnan(Z).any()
+                else None
             )
             scores = -self._calibrated(
                 Z, self._score(Z, model, method, score_seed), entry
@@ -714,9 +720,10 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         models = []
         for i in range(self.n_models):
             seed = self._member_seed(i)
-            if seed is not None:
-                keras.utils.set_random_seed(seed)
-            model = self._make_model(self.input_shape_, Z, table, seed)
+            if seed is not None and kind == "images":
+                keras.utils.set_random_seed(seed)  # Keras' shuffling draws from TensorFlow's
+            with contextlib.nullcontext() if seed is None else keras_seed(seed):
+                model = self._make_model(self.input_shape_, Z, table, seed)
             model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
             if kind == "table":
                 _build(model, Z.shape[1])
@@ -749,12 +756,30 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         ``models_``."""
         model = self.model_
         self.method_ = default_method(model) if self.method is None else self.method
-        self.entry_log_prob_ = (
-            None
-            if kind == "images" or not getattr(model.encoder, "allows_missing", False)
-            else self._entry_log_prob(None, self.method_, Z).tolist()
-        )
+        if kind == "images" or not getattr(model.encoder, "allows_missing", False):
+            self.entry_log_prob_ = None
+        else:  # computed when first needed: scores of rows with missing entries, save
+            self._entry_state = ("rows", self._calibration_rows(Z))
         self.train_scores_ = self._calibrated(Z, self._score(Z))
+
+    @property
+    def entry_log_prob_(self):
+        """Per kept column, the calibration of a missing entry (``_entry_log_prob``),
+        None for a model without missing entries. Computed at its first use (a scored row
+        with a missing entry, ``save``, reading it) from the training rows that ``fit``
+        drew, so a detector that never meets a missing entry does not pay for it."""
+        state = self.__dict__.get("_entry_state")
+        if state is None:
+            raise AttributeError("entry_log_prob_")
+        kind, value = state
+        if kind == "rows":
+            value = self._entry_log_prob(value, None, self.method_).tolist()
+            self._entry_state = ("value", value)
+        return value
+
+    @entry_log_prob_.setter
+    def entry_log_prob_(self, value):
+        self._entry_state = ("value", value)
 
     def _members(self):
         """The trained models (``models_``; a detector loaded from an older file: model_)."""
@@ -795,22 +820,26 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         )
         return np.nan_to_num(s.astype(np.float64), nan=-np.inf)
 
-    def _entry_log_prob(self, model, method, Z, seed=None):
-        """Per column j, the mean over (``calibration_rows``) rows observing x_j of
-        score(x_obs) - score(x_obs without x_j): what an entry of column j typically adds
-        (``model`` None: the fitted models' mixture)."""
+    def _calibration_rows(self, Z):
+        """The (``calibration_rows``) training rows that ``_entry_log_prob`` reads."""
         rng = np.random.default_rng(self._seed())
         m = calibration_rows(len(Z), Z.shape[1])
-        rows = Z[np.sort(rng.choice(len(Z), m, replace=False))]
+        return Z[np.sort(rng.choice(len(Z), m, replace=False))]
+
+    def _entry_log_prob(self, rows, model, method, seed=None):
+        """Per column j, the mean over ``rows`` observing x_j of score(x_obs) -
+        score(x_obs without x_j): what an entry of column j typically adds (``model``
+        None: the fitted models)."""
+        d = rows.shape[1]
         parts, where = [rows], []
-        for j in range(Z.shape[1]):
+        for j in range(d):
             observed = ~np.isnan(rows[:, j])
             masked = rows[observed].copy()
             masked[:, j] = np.nan
             parts.append(masked)
             where.append(observed)
         scores = self._score(np.concatenate(parts), model, method, seed)
-        base, start, out = scores[: len(rows)], len(rows), np.zeros(Z.shape[1])
+        base, start, out = scores[: len(rows)], len(rows), np.zeros(d)
         for j, observed in enumerate(where):
             diff = base[observed] - scores[start : start + observed.sum()]
             start += observed.sum()
@@ -821,9 +850,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def _calibrated(self, Z, scores, entry_log_prob=_FITTED_VALUE):
         """``scores`` plus, per missing entry of column j, ``entry_log_prob[j]`` (default:
         the fitted ``entry_log_prob_``)."""
+        if Z.ndim != 2 or not np.isnan(Z).any():
+            return scores
         if entry_log_prob is _FITTED_VALUE:
             entry_log_prob = getattr(self, "entry_log_prob_", None)
-        if entry_log_prob is None or Z.ndim != 2:
+        if entry_log_prob is None:
             return scores
         return scores + np.isnan(Z).astype(np.float64) @ np.asarray(entry_log_prob, np.float64)
 

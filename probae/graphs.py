@@ -28,6 +28,8 @@ from collections.abc import Iterator
 
 import keras
 
+from probae.seeds import keras_seed
+
 __all__ = ["structure_key", "shareable", "shared", "clear", "size", "MAX_TEMPLATES"]
 
 # Configurations kept (least recently used first out).
@@ -39,11 +41,14 @@ _lock = threading.Lock()
 
 class _Template:
     def __init__(self, model):
-        self.model = type(model).from_config(model.get_config())
-        optimizer = model.optimizer
-        self.model.compile(optimizer=type(optimizer).from_config(optimizer.get_config()))
-        self.model.build_from_config(model.get_build_config())
-        self.model.optimizer.build(self.model.trainable_variables)
+        # Its initial weights are overwritten by every model it runs: a fixed seed, so that
+        # making it leaves the caller's random state as it was.
+        with keras_seed(0):
+            self.model = type(model).from_config(model.get_config())
+            optimizer = model.optimizer
+            self.model.compile(optimizer=type(optimizer).from_config(optimizer.get_config()))
+            self.model.build_from_config(model.get_build_config())
+            self.model.optimizer.build(self.model.trainable_variables)
         self.functions: dict = {}
         self.lock = threading.Lock()
 

@@ -60,6 +60,51 @@ def test_detector_is_deterministic_for_a_random_state():
     np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+def test_table_fit_leaves_global_random_state_alone():
+    """A table fit seeds only its own model: NumPy's and Keras' global random state are
+    as they were (keras.utils.set_random_seed reseeded both, and TensorFlow's, which
+    clears every traced function's kernels), and the fit is still reproducible."""
+    import random
+
+    import keras
+
+    X = curve_data(60)
+    kw = dict(epochs=2, hidden_units=(8,), num_samples=5, random_state=3)
+    keras.utils.set_random_seed(11)
+    numpy_state, python_state = np.random.get_state()[1].copy(), random.getstate()
+    first = probae.AnomalyDetector(**kw).fit(X).score_samples(X)
+    assert np.array_equal(np.random.get_state()[1], numpy_state)
+    assert random.getstate() == python_state
+    keras.utils.set_random_seed(12)
+    np.testing.assert_array_equal(probae.AnomalyDetector(**kw).fit(X).score_samples(X), first)
+
+
+def test_missing_entry_calibration_waits_for_a_missing_entry(monkeypatch):
+    """A table fitted without missing entries computes ``entry_log_prob_`` (one score per
+    kept column and calibration row) only when a row with a missing entry is scored, and
+    gets the value a fit that computed it at once would have."""
+    X = curve_data(60)
+    kw = dict(epochs=2, hidden_units=(8,), num_samples=5, random_state=3)
+    calls = []
+    compute = probae.AnomalyDetector._entry_log_prob
+    monkeypatch.setattr(
+        probae.AnomalyDetector,
+        "_entry_log_prob",
+        lambda self, *a, **k: calls.append(1) or compute(self, *a, **k),
+    )
+    det = probae.AnomalyDetector(**kw).fit(X)
+    det.score_samples(X)
+    assert calls == []
+    holey = X[:5].copy()
+    holey[:, 1] = np.nan
+    lazy = det.score_samples(holey)
+    assert len(calls) == 1
+    eager = probae.AnomalyDetector(**kw).fit(X)
+    assert len(eager.entry_log_prob_) == X.shape[1]
+    np.testing.assert_array_equal(eager.score_samples(holey), lazy)
+    np.testing.assert_array_equal(eager.entry_log_prob_, det.entry_log_prob_)
+
+
 def test_pipeline_after_standard_scaler():
     X = curve_data(80) * 100.0 + 7.0
     pipe = make_pipeline(

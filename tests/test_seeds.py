@@ -29,3 +29,25 @@ def test_none_is_fresh_and_batches_are_independent():
 def test_bad_seeds_name_the_argument(bad):
     with pytest.raises(ValueError, match="seed must be None or a non-negative integer"):
         seeds.seed_tensor(bad)
+
+
+def test_keras_seed_initializes_as_set_random_seed_and_restores_the_state():
+    import random
+
+    import keras
+
+    def weights():
+        layer = keras.layers.Dense(4)
+        layer.build((None, 3))
+        return layer.kernel.numpy()
+
+    keras.utils.set_random_seed(5)
+    expected = weights()
+    keras.utils.set_random_seed(9)
+    before = random.getstate()
+    with seeds.keras_seed(5):
+        np.testing.assert_array_equal(weights(), expected)
+    assert random.getstate() == before
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        with seeds.keras_seed(-1):
+            pass
