@@ -766,8 +766,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
     def entry_log_prob_(self):
         """Per kept column, the calibration of a missing entry (``_entry_log_prob``),
         None for a model without missing entries. Computed at its first use (a scored row
-        with a missing entry, ``save``, reading it) from the training rows that ``fit``
-        drew, so a detector that never meets a missing entry does not pay for it."""
+        with a missing entry, ``save``, pickling, reading it) from the training rows that
+        ``fit`` drew, so a detector that never meets a missing entry does not pay for it."""
         state = self.__dict__.get("_entry_state")
         if state is None:
             raise AttributeError("entry_log_prob_")
@@ -1233,6 +1233,8 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         return det
 
     def __getstate__(self):
+        if "_entry_state" in self.__dict__:
+            self.entry_log_prob_  # noqa: B018  (computed now: a pickle holds no training rows)
         state = dict(self.__dict__)
         for key in ("model_", "model"):
             value = state.get(key)

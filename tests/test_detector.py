@@ -103,6 +103,13 @@ def test_missing_entry_calibration_waits_for_a_missing_entry(monkeypatch):
     assert len(eager.entry_log_prob_) == X.shape[1]
     np.testing.assert_array_equal(eager.score_samples(holey), lazy)
     np.testing.assert_array_equal(eager.entry_log_prob_, det.entry_log_prob_)
+    # a pickle holds the calibration, not the training rows it is computed from
+    fresh = probae.AnomalyDetector(**kw).fit(X)
+    calls.clear()
+    copy = pickle.loads(pickle.dumps(fresh))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(copy.score_samples(holey), lazy)
+    assert len(calls) == 1
 
 
 def test_pipeline_after_standard_scaler():
