@@ -112,6 +112,24 @@ def test_missing_entry_calibration_waits_for_a_missing_entry(monkeypatch):
     assert len(calls) == 1
 
 
+def test_static_batch_training_loop_computes_what_the_dynamic_one_does(monkeypatch):
+    """The training loop traced for a known batch size (static shapes, fewer operations)
+    gives bitwise the detector of the loop traced for any batch size."""
+    from probae import detector, graphs
+
+    X = curve_data(200)  # batches of 64 rows in both halves (160 rows after trimming)
+    kw = dict(epochs=2, hidden_units=(8,), num_samples=5, random_state=3)
+    graphs.clear()
+    static = probae.AnomalyDetector(**kw).fit(X).score_samples(X)
+    runner = detector._step_runner
+    monkeypatch.setattr(
+        detector, "_step_runner", lambda model, d, weighted, batch=None: runner(model, d, weighted)
+    )
+    graphs.clear()
+    np.testing.assert_array_equal(probae.AnomalyDetector(**kw).fit(X).score_samples(X), static)
+    graphs.clear()
+
+
 def test_pipeline_after_standard_scaler():
     X = curve_data(80) * 100.0 + 7.0
     pipe = make_pipeline(
