@@ -91,11 +91,10 @@ def keras_seed(seed: int):
         seed: a non-negative integer.
     """
     from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
 
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
-    names = ("global_random_seed", seed_generator.GLOBAL_SEED_GENERATOR)
+    names = ("global_random_seed", "global_seed_generator")  # Keras' keys, 3.11 to 3.15
     saved = [global_state.get_global_attribute(name) for name in names]
     python_state = random.getstate()
     global_state.set_global_attribute(names[0], int(seed))
